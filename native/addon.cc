@@ -1,0 +1,72 @@
+#include "addon.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "udp_socket.h"
+
+namespace onbus {
+
+OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
+  DefineAddon(exports, {
+                           InstanceMethod<&OnbusAddon::ClockNs>("clockNs"),
+                           InstanceMethod<&OnbusAddon::ClockPair>("clockPair"),
+                           InstanceMethod<&OnbusAddon::Features>("features"),
+                           InstanceValue("UdpSocket", UdpSocket::Init(env)),
+                       });
+}
+
+OnbusAddon::~OnbusAddon() {
+  if (reactor_) reactor_->Shutdown();
+}
+
+std::shared_ptr<Reactor> OnbusAddon::reactor(Napi::Env env) {
+  if (!reactor_) reactor_ = Reactor::Create(env);
+  return reactor_;
+}
+
+static clockid_t ClockOf(int domain) {
+  switch (domain) {
+    case 1: return CLOCK_MONOTONIC;
+    case 2: return CLOCK_MONOTONIC_RAW;
+    case 3: return CLOCK_TAI;
+    default: return CLOCK_REALTIME;
+  }
+}
+
+// clockNs(domain) -> bigint nanoseconds. 0 realtime, 1 monotonic, 2 raw, 3 TAI.
+Napi::Value OnbusAddon::ClockNs(const Napi::CallbackInfo& info) {
+  timespec ts;
+  clock_gettime(ClockOf(info[0].As<Napi::Number>().Int32Value()), &ts);
+  int64_t ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  return Napi::BigInt::New(info.Env(), ns);
+}
+
+// clockPair(domain, out: Float64Array) -> writes [sec, nsec] with no allocation.
+Napi::Value OnbusAddon::ClockPair(const Napi::CallbackInfo& info) {
+  timespec ts;
+  clock_gettime(ClockOf(info[0].As<Napi::Number>().Int32Value()), &ts);
+  double* o = info[1].As<Napi::Float64Array>().Data();
+  o[0] = static_cast<double>(ts.tv_sec);
+  o[1] = static_cast<double>(ts.tv_nsec);
+  return info.Env().Undefined();
+}
+
+Napi::Value OnbusAddon::Features(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("sizeofTimeT", Napi::Number::New(env, sizeof(time_t)));
+  o.Set("sizeofPointer", Napi::Number::New(env, sizeof(void*)));
+  o.Set("metaWords", Napi::Number::New(env, kMetaWords));
+#ifdef __SANITIZE_ADDRESS__
+  o.Set("sanitize", Napi::Boolean::New(env, true));
+#else
+  o.Set("sanitize", Napi::Boolean::New(env, false));
+#endif
+  return o;
+}
+
+}  // namespace onbus
+
+using onbus::OnbusAddon;
+NODE_API_NAMED_ADDON(onbus, OnbusAddon)
