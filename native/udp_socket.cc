@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
+#include <linux/sock_diag.h>
 #include <linux/udp.h>
 #include <net/if.h>
 #include <netinet/ip.h>
@@ -20,6 +21,12 @@
 #endif
 #ifndef SO_TIMESTAMPING_NEW
 #define SO_TIMESTAMPING_NEW 65
+#endif
+#ifndef SO_TIMESTAMPNS_OLD
+#define SO_TIMESTAMPNS_OLD 35
+#endif
+#ifndef SO_TIMESTAMPNS_NEW
+#define SO_TIMESTAMPNS_NEW 64
 #endif
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
@@ -263,15 +270,32 @@ struct UdpRx : IoSource {
     if (h.msg_flags & MSG_TRUNC) flags |= kFlagTruncated;
     KernelTs64 ts[3] = {};
     int gro_size = 0;
+    KernelTs64 late = {0, 0};
     uint32_t drops = counters.kernel_drops.load(std::memory_order_relaxed);
     for (cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
       if (IsStampCmsg(c)) {
         flags |= ReadStamps(c, ts);
+      } else if (c->cmsg_level == SOL_SOCKET && (c->cmsg_type == SO_TIMESTAMPNS_NEW || c->cmsg_type == SO_TIMESTAMPNS_OLD)) {
+        size_t len = c->cmsg_len - CMSG_LEN(0);
+        if (len >= sizeof(KernelTs64)) memcpy(&late, CMSG_DATA(c), sizeof(late));
+        else if (len >= sizeof(KernelTs32)) {
+          KernelTs32 t;
+          memcpy(&t, CMSG_DATA(c), sizeof(t));
+          late = {t.sec, t.nsec};
+        }
       } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
         memcpy(&drops, CMSG_DATA(c), sizeof(drops));
       } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
         memcpy(&gro_size, CMSG_DATA(c), sizeof(gro_size));
       }
+    }
+    // Right after SO_TIMESTAMPING is enabled the kernel turns on receive
+    // stamping asynchronously (a deferred static key), and datagrams that
+    // arrive in that window carry no stamp. SO_TIMESTAMPNS makes the kernel
+    // stamp those when they are read instead; they are flagged as such.
+    if (!(flags & kFlagSwStamp) && (late.sec != 0 || late.nsec != 0)) {
+      ts[0] = late;
+      flags |= kFlagSwStamp | kFlagStampAtRead;
     }
     counters.kernel_drops.store(drops, std::memory_order_relaxed);
     uint32_t avail = std::min(size, slot_size);
@@ -512,6 +536,11 @@ Napi::Value UdpSocket::SetOption(const Napi::CallbackInfo& info) {
                SOF_TIMESTAMPING_OPT_TSONLY;
     r = SetInt(fd, SOL_SOCKET, SO_TIMESTAMPING_NEW, flags);
     if (r == -ENOPROTOOPT || r == -EINVAL) r = SetInt(fd, SOL_SOCKET, SO_TIMESTAMPING_OLD, flags);
+    if (r == 0 && (v & 1)) {
+      int r2 = SetInt(fd, SOL_SOCKET, SO_TIMESTAMPNS_NEW, 1);
+      if (r2 == -ENOPROTOOPT || r2 == -EINVAL) r2 = SetInt(fd, SOL_SOCKET, SO_TIMESTAMPNS_OLD, 1);
+      r = r2;
+    }
     if (r == 0) {
       std::lock_guard<std::mutex> lk(rx_->io_mu);
       rx_->tx_stamps = (v & 2) != 0;
@@ -773,7 +802,16 @@ Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
   o[1] = static_cast<double>(c.rx_bytes.load());
   o[2] = static_cast<double>(c.rx_truncated.load());
   o[3] = static_cast<double>(c.rx_errors.load());
-  o[4] = static_cast<double>(c.kernel_drops.load());
+  // SO_RXQ_OVFL reports the drop counter only with the next datagram read;
+  // SO_MEMINFO reads the same counter (sk_drops) now, so stats are exact even
+  // when the last datagrams of a burst were the ones dropped.
+  uint32_t drops = c.kernel_drops.load();
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t mlen = sizeof(mem);
+  if (!closed_ && rx_->fd.valid() && getsockopt(rx_->fd.get(), SOL_SOCKET, SO_MEMINFO, mem, &mlen) == 0 &&
+      mlen > SK_MEMINFO_DROPS * sizeof(uint32_t))
+    drops = std::max(drops, mem[SK_MEMINFO_DROPS]);
+  o[4] = static_cast<double>(drops);
   o[5] = static_cast<double>(c.rx_batches.load());
   o[6] = static_cast<double>(c.rx_pauses.load());
   o[7] = static_cast<double>(c.tx_datagrams);

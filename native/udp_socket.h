@@ -56,6 +56,7 @@ enum MetaFlag : uint32_t {
   kFlagHwStamp = 4,
   kFlagIpv6 = 8,
   kFlagGroSegment = 16,
+  kFlagStampAtRead = 32,  // the software stamp was taken when read, not on arrival
 };
 
 // Counters read by stats(); written on the I/O thread (rx) or JS thread (tx).

@@ -36,6 +36,7 @@ const F_SW_STAMP = 2
 const F_HW_STAMP = 4
 const F_IPV6 = 8
 const F_GRO_SEGMENT = 16
+const F_STAMP_AT_READ = 32
 
 const NS = 1_000_000_000n
 
@@ -134,6 +135,17 @@ export class UdpBatch {
   /** True when datagram `i` carries a software (CLOCK_REALTIME) kernel receive stamp. */
   hasRxTime(i: number): boolean {
     return (this.meta[this.rec(i) + M_FLAGS] & F_SW_STAMP) !== 0
+  }
+  /**
+   * True when the kernel is known to have stamped datagram `i` as it was read
+   * rather than on arrival. This happens only in the moment after a link
+   * opens, while the kernel is still switching receive stamping on; the kernel
+   * does not always say so (it may put the read-time stamp in the regular
+   * field), so treat stamps of the first milliseconds of a link with care
+   * (see docs/ARCHITECTURE.md, Time).
+   */
+  stampedAtRead(i: number): boolean {
+    return (this.meta[this.rec(i) + M_FLAGS] & F_STAMP_AT_READ) !== 0
   }
   /** Kernel receive stamp, seconds part (realtime domain); 0 if absent. */
   rxTimeSec(i: number): number {
