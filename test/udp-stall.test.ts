@@ -33,8 +33,7 @@ function receiver(opts: Parameters<typeof createUdpLink>[0], onFirst: () => void
   let blocked = false
   link.onBatch((b) => {
     for (let i = 0; i < b.length; i++) {
-      const off = b.offset(i)
-      seqs.push(b.data[off] | (b.data[off + 1] << 8) | (b.data[off + 2] << 16) | (b.data[off + 3] * 2 ** 24))
+      seqs.push(b.dataView.getUint32(b.offset(i), true))
     }
     if (!blocked && seqs.length > 1000) {
       blocked = true

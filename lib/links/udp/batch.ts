@@ -43,6 +43,8 @@ const NS = 1_000_000_000n
 export class UdpBatch {
   /** The whole receive ring. Datagram `i` is `data[offset(i) .. offset(i)+len(i))`. */
   readonly data: Uint8Array
+  /** A DataView over the same ring, for reading fields without allocating. */
+  readonly dataView: DataView
   /** Number of datagrams in this batch. */
   length = 0
   private readonly meta: Uint32Array
@@ -61,6 +63,7 @@ export class UdpBatch {
   /** @internal */
   constructor(ring: ArrayBuffer, meta: ArrayBuffer, metaCap: number) {
     this.data = new Uint8Array(ring)
+    this.dataView = new DataView(ring)
     this.meta = new Uint32Array(meta)
     this.metaBytes = new Uint8Array(meta)
     this.mask = metaCap - 1
