@@ -15,6 +15,7 @@ import { UdpBatch } from './batch.js'
 
 const EAGAIN = 11
 const NS = 1_000_000_000n
+const DEFAULT_RCVBUF = 4 << 20
 
 /** Options of {@link createUdpLink}. */
 export interface UdpLinkOptions {
@@ -30,7 +31,7 @@ export interface UdpLinkOptions {
   reusePort?: boolean
   /** IPv6 sockets only: refuse IPv4-mapped traffic. */
   ipv6Only?: boolean
-  /** Kernel receive buffer in bytes (SO_RCVBUFFORCE when permitted, else SO_RCVBUF). The effective size is in `getRecvBufferSize()`. */
+  /** Kernel receive buffer in bytes (SO_RCVBUFFORCE when permitted, else SO_RCVBUF, which the kernel caps at net.core.rmem_max). Default 4 MiB. The effective size is in `getRecvBufferSize()`. */
   rcvBuf?: number
   /** Kernel send buffer in bytes (SO_SNDBUFFORCE when permitted, else SO_SNDBUF). */
   sndBuf?: number
@@ -170,7 +171,9 @@ export class UdpLink extends EventEmitter {
       setBool('reuseAddr', opts.reuseAddr)
       setBool('reusePort', opts.reusePort)
       if (family === 6 && opts.ipv6Only !== undefined) setBool('ipv6Only', opts.ipv6Only)
-      if (opts.rcvBuf !== undefined) this.check(sock.setOption('rcvBuf', opts.rcvBuf), 'setsockopt')
+      // Default 4 MiB: the kernel's 208 KiB holds only ~270 small datagrams,
+      // which a burst outruns whenever the I/O thread is descheduled.
+      this.check(sock.setOption('rcvBuf', opts.rcvBuf ?? DEFAULT_RCVBUF), 'setsockopt')
       if (opts.sndBuf !== undefined) this.check(sock.setOption('sndBuf', opts.sndBuf), 'setsockopt')
       this.check(sock.setOption('rxqOvfl', 1), 'setsockopt')
       const ts = (opts.timestamps ?? true ? 1 : 0) | (opts.txTimestamps ? 2 : 0)
