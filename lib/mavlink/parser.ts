@@ -23,7 +23,9 @@
  * cannot decode). Their CRC cannot be checked without CRC_EXTRA, so the parser
  * requires two things the genuine frame always has: the CRC must be
  * consistent with some CRC_EXTRA (255 in 256 random candidates are not), and
- * the frame must end where the data ends or where another start byte follows.
+ * the frame must end where the data ends or where another frame that passes
+ * these checks starts (so an unknown-id frame followed by a partial frame
+ * waits for that frame's bytes before it is delivered).
  */
 import type { Dialect, MessageDef } from './codec.js'
 import { crcAccumulate, crcCalculate, crcExtraConsistent } from './crc.js'
@@ -66,7 +68,7 @@ export interface ParserStats {
   bytesDiscarded: number
   /** Frames delivered. */
   frames: number
-  /** Delivered frames whose id the dialect lacks (passed through undecoded). */
+  /** Frames whose id the dialect lacks: delivered undecoded ('forward') or dropped ('drop'). */
   unknownId: number
   /** Delivered frames whose signature was verified. */
   signed: number
@@ -88,8 +90,12 @@ function emptyStats(): ParserStats {
 export interface FrameParser {
   /** Feeds bytes; calls `onFrame` synchronously for each accepted frame. */
   push(chunk: Uint8Array, onFrame: (frame: MavlinkFrame) => void): void
-  /** End of stream: a frame still incomplete is counted as truncated and dropped. */
-  end(): void
+  /**
+   * End of stream: a frame still incomplete is counted as truncated and
+   * dropped, and the search goes on behind its start byte, so complete frames
+   * it was hiding are still delivered to `onFrame`.
+   */
+  end(onFrame?: (frame: MavlinkFrame) => void): void
   /** Drops pending bytes (counted as discarded, not as a rejection) and keeps the counters. */
   reset(): void
   readonly stats: ParserStats
@@ -105,7 +111,13 @@ export interface MavlinkParserOptions {
    * truncated (counted, dropped), never continued by the next push.
    */
   datagram?: boolean
-  /** Unknown message ids: 'forward' (default) delivers them undecoded, 'drop' discards them. */
+  /**
+   * Unknown message ids. 'forward' (default, what a router needs): delivered
+   * undecoded, after the checks an unverifiable frame can get. 'drop': only
+   * frames whose CRC can be checked are accepted; an unknown-id candidate
+   * counts in `unknownId` and its bytes are searched as garbage, which makes
+   * resynchronisation after garbage exact up to the 16-bit CRC.
+   */
   unknownIds?: 'forward' | 'drop'
   /** Called for each refused candidate with a view of its bytes (for diagnostics; valid during the call). */
   onReject?: (reason: RejectReason, bytes: Uint8Array) => void
@@ -134,6 +146,8 @@ export class MavlinkParser implements FrameParser {
   /** End (stream position) of the last candidate refused for its CRC, for the truncation rule. */
   private badCrcEnd = -1
   private badCrcStart = -1
+  /** End (stream position) of the span already counted as truncated. */
+  private truncEnd = -1
   private busy = false
   /** Position in the data being scanned up to which it is consumed. */
   private cursor = 0
@@ -169,7 +183,7 @@ export class MavlinkParser implements FrameParser {
     }
     this.cursor = 0
     try {
-      this.cursor = this.scan(data, end, onFrame)
+      this.cursor = this.scan(data, end, onFrame, this.datagram)
     } finally {
       // after a throwing callback, resume behind the frame it was given
       this.keep(data, this.cursor, end)
@@ -177,11 +191,18 @@ export class MavlinkParser implements FrameParser {
     }
   }
 
-  end(): void {
-    if (this.carryLen > 0) {
-      this.reject('truncated', this.carry, 0, this.carryLen)
-      this.base += this.carryLen
-      this.carryLen = 0
+  end(onFrame: (frame: MavlinkFrame) => void = () => {}): void {
+    if (this.carryLen === 0) return
+    if (this.busy) throw new Error('MavlinkParser.end called from inside its own callback')
+    this.busy = true
+    const data = this.carry
+    const end = this.carryLen
+    this.cursor = 0
+    try {
+      this.cursor = this.scan(data, end, onFrame, true)
+    } finally {
+      this.keep(data, this.cursor, end)
+      this.busy = false
     }
   }
 
@@ -195,13 +216,6 @@ export class MavlinkParser implements FrameParser {
   /** Keeps data[pos..end) for the next push (or drops it, for datagrams). */
   private keep(data: Uint8Array, pos: number, end: number): void {
     const rest = end - pos
-    if (rest > 0 && this.datagram) {
-      this.base += pos
-      this.reject('truncated', data, pos, rest)
-      this.base += rest
-      this.carryLen = 0
-      return
-    }
     if (rest > 0) {
       if (data === this.carry) this.carry.copyWithin(0, pos, end)
       else {
@@ -226,8 +240,55 @@ export class MavlinkParser implements FrameParser {
     if (this.onReject) this.onReject(reason, data.subarray(i, Math.min(end, i + declared)))
   }
 
-  /** Returns the position up to which `data` is consumed. */
-  private scan(data: Uint8Array, end: number, onFrame: (frame: MavlinkFrame) => void): number {
+  /**
+   * What follows an unverifiable (unknown id) frame: GOOD if the data ends
+   * there or a frame that passes the checks starts there, MORE if that frame
+   * is not complete yet, BAD otherwise. A genuine frame is followed by
+   * another frame or by silence; random bytes almost never are.
+   */
+  private checkAt(data: Uint8Array, j: number, end: number): number {
+    if (j >= end) return GOOD
+    const stx = data[j]
+    if (stx !== STX_V2 && stx !== STX_V1) return BAD
+    const v2 = stx === STX_V2
+    const hdr = v2 ? HEADER_V2 : HEADER_V1
+    if (end - j < hdr) return MORE
+    const len = data[j + 1]
+    const incompat = v2 ? data[j + 2] : 0
+    if ((incompat & ~IFLAG_SIGNED) !== 0) return BAD
+    const msgid = v2 ? data[j + 7] | (data[j + 8] << 8) | (data[j + 9] << 16) : data[j + 5]
+    const def = this.messages.get(msgid)
+    if (def !== undefined && (len > def.maxLength || (!v2 && len < def.minLength))) return BAD
+    const total = hdr + len + 2 + ((incompat & IFLAG_SIGNED) !== 0 ? SIGNATURE_LENGTH : 0)
+    if (end - j < total) return MORE
+    const crcAt = j + hdr + len
+    const received = data[crcAt] | (data[crcAt + 1] << 8)
+    const crc = crcCalculate(data, j + 1, crcAt)
+    if (def !== undefined) return crcAccumulate(def.crcExtra, crc) === received ? GOOD : BAD
+    return crcExtraConsistent(crc, received) ? GOOD : BAD
+  }
+
+  /**
+   * A candidate that cannot complete (end of datagram or stream): counted
+   * once as truncated; start bytes inside the span it declared that cannot
+   * complete either are part of the same cut frame and only discarded.
+   */
+  private incomplete(data: Uint8Array, i: number, end: number): void {
+    const at = this.base + i
+    if (at >= this.truncEnd) {
+      this.stats.rejected.truncated++
+      this.truncEnd = this.base + end
+      if (this.onReject) this.onReject('truncated', data.subarray(i, end))
+    }
+    this.stats.bytesDiscarded += 1
+  }
+
+  /**
+   * Returns the position up to which `data` is consumed. `final`: no more
+   * bytes will follow (datagram end, end()), so incomplete candidates are
+   * refused rather than waited for.
+   */
+  private scan(data: Uint8Array, end: number, onFrame: (frame: MavlinkFrame) => void, final: boolean): number {
     const stats = this.stats
     const messages = this.messages
     let i = 0
@@ -242,7 +303,12 @@ export class MavlinkParser implements FrameParser {
       }
       const v2 = stx === STX_V2
       const hdr = v2 ? HEADER_V2 : HEADER_V1
-      if (end - i < hdr) break
+      if (end - i < hdr) {
+        if (!final) break
+        this.incomplete(data, i, end)
+        i++
+        continue
+      }
       const len = data[i + 1]
       let incompat = 0
       let msgid: number
@@ -263,7 +329,12 @@ export class MavlinkParser implements FrameParser {
       }
       const signed = (incompat & IFLAG_SIGNED) !== 0
       const total = hdr + len + 2 + (signed ? SIGNATURE_LENGTH : 0)
-      if (end - i < total) break
+      if (end - i < total) {
+        if (!final) break
+        this.incomplete(data, i, end)
+        i++
+        continue
+      }
       const crcAt = i + hdr + len
       const received = data[crcAt] | (data[crcAt + 1] << 8)
       let crc = crcCalculate(data, i + 1, crcAt)
@@ -276,12 +347,23 @@ export class MavlinkParser implements FrameParser {
           i++
           continue
         }
-      } else if (!crcExtraConsistent(crc, received) || (i + total < end && data[i + total] !== STX_V2 && data[i + total] !== STX_V1)) {
-        this.refuse('bad_crc', data, i, end, total)
-        this.badCrcStart = this.base + i
-        this.badCrcEnd = this.base + i + total
+      } else if (this.dropUnknown) {
+        // strict mode: an unknown id is not trusted to delimit a frame either,
+        // so its bytes are searched like garbage (no good frame can hide in them)
+        stats.unknownId++
+        stats.bytesDiscarded += 1
         i++
         continue
+      } else {
+        const next = crcExtraConsistent(crc, received) ? this.checkAt(data, i + total, end) : BAD
+        if (next === MORE && !final) break
+        if (next === BAD) {
+          this.refuse('bad_crc', data, i, end, total)
+          this.badCrcStart = this.base + i
+          this.badCrcEnd = this.base + i + total
+          i++
+          continue
+        }
       }
       // A good frame inside the span a refused candidate declared: that
       // candidate was a frame cut short, not a corrupted one.
@@ -329,15 +411,7 @@ export class MavlinkParser implements FrameParser {
         }
         if (signing !== undefined && signing.enabled && signing.requireSigned) stats.unsignedAllowed++
       }
-      if (def === undefined) {
-        if (this.dropUnknown) {
-          stats.unknownId++
-          stats.bytesDiscarded += total
-          i += total
-          continue
-        }
-        stats.unknownId++
-      }
+      if (def === undefined) stats.unknownId++
       f.version = v2 ? 2 : 1
       f.buffer = data
       f.offset = i
@@ -358,6 +432,10 @@ export class MavlinkParser implements FrameParser {
     return i
   }
 }
+
+const GOOD = 0
+const MORE = 1
+const BAD = 2
 
 let fallback: Dialect | undefined
 

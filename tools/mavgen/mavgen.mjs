@@ -119,7 +119,13 @@ export function readDefinition(path) {
     messages: [],
   }
   for (const el of root.children) {
-    if (el.name === 'include') file.includes.push(resolve(dirname(path), el.text.trim()))
+    if (el.name === 'include') {
+      // beside the including file first, then the vendored official set, so
+      // a user's dialect can include common.xml without copying it
+      const name = el.text.trim()
+      const local = resolve(dirname(path), name)
+      file.includes.push(existsSync(local) || !existsSync(join(DEFINITIONS_DIR, name)) ? local : join(DEFINITIONS_DIR, name))
+    }
     else if (el.name === 'version') file.version = parseIntValue(el.text, `${path}: <version>`)
     else if (el.name === 'enums') {
       for (const e of el.children.filter((k) => k.name === 'enum')) {
