@@ -83,3 +83,80 @@ function load(): NativeAddon {
 
 /** The loaded addon (one instance per Node environment / worker thread). */
 export const native: NativeAddon = load()
+
+// ---------------------------------------------------------------------------
+// Stream links (native/stream_socket.h, native/stream_server.h; lib/links/stream)
+
+/** Event kinds passed to a native stream socket's event callback. */
+export const StreamEvent = { Writable: 2, Error: 4, Connect: 5, End: 6, FrameError: 7 } as const
+export type StreamEvent = (typeof StreamEvent)[keyof typeof StreamEvent]
+
+/** Kinds of stream descriptor. */
+export const StreamKind = { Tcp4: 1, Tcp6: 2, Unix: 3, Seqpacket: 4, Tty: 5 } as const
+export type StreamKind = (typeof StreamKind)[keyof typeof StreamKind]
+
+/** Built-in framer specification, or an external made by another native class (`WrapFramer`). */
+export type NativeFramerSpec =
+  | { kind: 'length'; lengthSize: number; littleEndian: boolean; lengthOffset: number; adjust: number; magic?: Uint8Array }
+  | { kind: 'delimited'; delimiter: Uint8Array; includeDelimiter: boolean; skipEmpty: boolean }
+  | object
+
+/** [address or path, port, family 4 | 6 (0 = Unix path, -1 = abstract)] */
+export type NativeStreamAddress = [string, number, number]
+
+export interface NativeStreamSocket {
+  open(kind: StreamKind): number
+  adopt(fd: number, kind: StreamKind): number
+  bind(ip: string, port: number): number
+  /** 0 connected, 1 in progress (Connect event follows), or -errno. */
+  connect(ip: string, port: number): number
+  connectUnix(path: string, abstract: boolean): number
+  setOption(name: string, value: number): number
+  getOption(name: string): number
+  setFramer(spec: NativeFramerSpec | null): number
+  startReceive(ring: ArrayBuffer, meta: ArrayBuffer, metaCap: number, maxFrame: number, minRead: number): number
+  /** out: [bytes written, errno that stopped it (0 = all offered went), buffers completed] */
+  write(list: Uint8Array[], index: number, offset: number, out: Float64Array): void
+  watchWritable(): number
+  shutdown(): number
+  localAddress(): NativeStreamAddress | number
+  remoteAddress(): NativeStreamAddress | number
+  peerCred(): [number, number, number] | number
+  stats(out: Float64Array): void
+  ref(): void
+  unref(): void
+  fd(): number
+  close(): void
+}
+
+export interface NativeStreamSocketCtor {
+  new (onBatch: (start: number, count: number) => void, onEvent: (kind: StreamEvent, a?: number, b?: number) => void): NativeStreamSocket
+}
+
+export interface NativeStreamServer {
+  open(kind: StreamKind): number
+  setOption(name: string, value: number): number
+  bind(ip: string, port: number): number
+  bindUnix(path: string, abstract: boolean): number
+  listen(backlog: number): number
+  /** The descriptor of connection `i` of the batch being handed over (adopt it at once). */
+  take(i: number): number
+  resume(): void
+  localAddress(): NativeStreamAddress | number
+  ref(): void
+  unref(): void
+  fd(): number
+  close(): void
+}
+
+export interface NativeStreamServerCtor {
+  new (onAccept: (peers: NativeStreamAddress[]) => void, onError: (errno: number) => void): NativeStreamServer
+}
+
+export interface NativeStreamAddon {
+  StreamSocket: NativeStreamSocketCtor
+  StreamServer: NativeStreamServerCtor
+}
+
+/** The stream classes of the loaded addon. */
+export const streamNative: NativeStreamAddon = native as unknown as NativeStreamAddon

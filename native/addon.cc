@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <time.h>
 
+#include "stream_server.h"
+#include "stream_socket.h"
 #include "udp_socket.h"
 
 namespace onbus {
@@ -13,6 +15,8 @@ OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&OnbusAddon::ClockPair>("clockPair"),
                            InstanceMethod<&OnbusAddon::Features>("features"),
                            InstanceValue("UdpSocket", UdpSocket::Init(env)),
+                           InstanceValue("StreamSocket", StreamSocket::Init(env)),
+                           InstanceValue("StreamServer", StreamServer::Init(env)),
                        });
 }
 

@@ -1,1 +1,2 @@
 export * from './udp/index.js'
+export * from './stream/index.js'
