@@ -393,15 +393,28 @@ function fieldTypes(f, file) {
   return { get: SCALAR_TS[f.baseType], set: SCALAR_TS[f.baseType] }
 }
 
+// scalar readers in the runtime, by type
+const READ = {
+  int8_t: 'i8',
+  int16_t: 'i16',
+  uint16_t: 'u16',
+  int32_t: 'i32',
+  uint32_t: 'u32',
+  float: 'f32',
+  double: 'f64',
+  int64_t: 'i64',
+  uint64_t: 'u64',
+}
+
 function getterExpr(f) {
   const o = f.offset
   if (f.arrayLength) {
-    if (f.baseType === 'char') return `rStr(this._v, ${o}, ${f.arrayLength})`
-    return `r${ARR_FN[f.baseType]}(this._v, ${o}, ${f.arrayLength})`
+    if (f.baseType === 'char') return `rStr(this._b, ${o}, ${f.arrayLength})`
+    return `r${ARR_FN[f.baseType]}(this._b, ${o}, ${f.arrayLength})`
   }
-  if (f.baseType === 'char') return `String.fromCharCode(this._v.getUint8(${o}))`
-  const dv = DV[f.baseType]
-  return TYPE_SIZE[f.baseType] === 1 ? `this._v.get${dv}(${o})` : `this._v.get${dv}(${o}, true)`
+  if (f.baseType === 'char') return `String.fromCharCode(this._b[${o}])`
+  if (f.baseType === 'uint8_t' || f.baseType === 'uint8_t_mavlink_version') return `this._b[${o}]`
+  return `${READ[f.baseType]}(this._b, ${o})`
 }
 
 function setterStmt(f) {
@@ -514,7 +527,7 @@ export function emitModule(f, runtime = DEFAULT_RUNTIME) {
   }
   const helpers = new Set(['MavlinkMessage', 'F', 'defineDialect'])
   const code = body.join('\n')
-  for (const h of ['rStr', 'wStr', 'wChar', 'big', ...Object.values(ARR_FN).flatMap((a) => [`r${a}`, `w${a}`])]) {
+  for (const h of ['rStr', 'wStr', 'wChar', 'big', ...Object.values(READ), ...Object.values(ARR_FN).flatMap((a) => [`r${a}`, `w${a}`])]) {
     if (new RegExp(`\\b${h}\\(`).test(code)) helpers.add(h)
   }
   const imports = new Map() // module -> Set(enum)

@@ -46,12 +46,12 @@ export class AirlinkAuth extends MavlinkMessage {
 
   /** Login */
   get login(): string {
-    return rStr(this._v, 0, 50)
+    return rStr(this._b, 0, 50)
   }
 
   /** Password */
   get password(): string {
-    return rStr(this._v, 50, 50)
+    return rStr(this._b, 50, 50)
   }
 }
 
@@ -89,7 +89,7 @@ export class AirlinkAuthResponse extends MavlinkMessage {
    * Values: {@link AIRLINK_AUTH_RESPONSE_TYPE}.
    */
   get resp_type(): AIRLINK_AUTH_RESPONSE_TYPE {
-    return this._v.getUint8(0) as AIRLINK_AUTH_RESPONSE_TYPE
+    return this._b[0] as AIRLINK_AUTH_RESPONSE_TYPE
   }
 }
 
