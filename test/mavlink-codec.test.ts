@@ -27,7 +27,8 @@ function parseAll(parser: MavlinkParser, bytes: Uint8Array): MavlinkFrame[] {
   return out
 }
 
-describe('MAVLink codec', () => {
+// generous: the whole suite also runs under QEMU (scripts/qemu.mjs), many times slower
+describe('MAVLink codec', { timeout: 120_000 }, () => {
   it('round-trips TEST_TYPES (every field type) with random values', () => {
     const r = prng(1)
     const def = testDialect.TestTypes.def

@@ -59,7 +59,8 @@ const arr = (t: string): [string, number] => {
   return [m[1], m[2] ? Number(m[2]) : 0]
 }
 
-describe('MAVLink generator', () => {
+// generous: the whole suite also runs under QEMU (scripts/qemu.mjs), many times slower
+describe('MAVLink generator', { timeout: 120_000 }, () => {
   it('the committed modules are what the generator makes from the vendored XML', () => {
     const files = generate() as Map<string, string>
     expect(files.size).toBe(10)

@@ -74,7 +74,8 @@ function signing(): MavlinkSigning {
   return new MavlinkSigning({ key: new Uint8Array(KEY), linkId: LINK_ID, clock: new SigningClock() })
 }
 
-describe('MAVLink interop with node-mavlink', () => {
+// generous: the whole suite also runs under QEMU (scripts/qemu.mjs), many times slower
+describe('MAVLink interop with node-mavlink', { timeout: 120_000 }, () => {
   it('covers every common.xml message node-mavlink defines (the rest are listed)', () => {
     // printed so the report can name them; the test fails if node-mavlink's
     // mappings and ours disagree on a message both define

@@ -44,7 +44,8 @@ function fixCrc(frame: Uint8Array, crcExtra: number): void {
   frame[11 + len] = crc >> 8
 }
 
-describe('MAVLink parser', () => {
+// generous: the whole suite also runs under QEMU (scripts/qemu.mjs), many times slower
+describe('MAVLink parser', { timeout: 120_000 }, () => {
   it('finds the same frames whatever the chunking (1 byte at a time to all at once)', () => {
     const r = prng(5)
     const parts = [...frames(r, 100, 2), ...frames(r, 100, 1)]

@@ -14,7 +14,7 @@
  * so one bad clock cannot ratchet a stream (and our own timestamp) far forward
  * and lock out everything sent afterwards.
  */
-import { hash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { invalidArgType, invalidArgValue, outOfRange } from '../errors.js'
 
@@ -297,12 +297,17 @@ export class MavlinkSigning {
     return null
   }
 
-  private digest(data: Uint8Array, start: number, end: number): Buffer {
+  private digest(data: Uint8Array, start: number, end: number): Uint8Array {
     const n = end - start
     this.scratch.set(data.subarray(start, end), 32)
-    return hash('sha256', this.scratch.subarray(0, 32 + n), 'buffer') as unknown as Buffer
+    return sha256(this.scratch.subarray(0, 32 + n))
   }
 }
+
+// One-shot crypto.hash (Node >= 20.12) is cheaper than a Hash object; the
+// armv7 test image runs an older Node 20, hence the fallback.
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Uint8Array }).hash
+const sha256: (data: Uint8Array) => Uint8Array = oneShot ? (data) => oneShot('sha256', data, 'buffer') : (data) => crypto.createHash('sha256').update(data).digest()
 
 /** Reads a 48-bit little-endian timestamp. */
 export function readTimestamp(b: Uint8Array, o: number): number {
