@@ -106,7 +106,8 @@ export type NativeStreamAddress = [string, number, number]
 
 export interface NativeStreamSocket {
   open(kind: StreamKind): number
-  adopt(fd: number, kind: StreamKind): number
+  /** Takes ownership of `fd`, or of a duplicate of it when `dup` is true. */
+  adopt(fd: number, kind: StreamKind, dup?: boolean): number
   bind(ip: string, port: number): number
   /** 0 connected, 1 in progress (Connect event follows), or -errno. */
   connect(ip: string, port: number): number

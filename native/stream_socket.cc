@@ -526,12 +526,18 @@ Napi::Value StreamSocket::Open(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, Register(fd, kind));
 }
 
-// adopt(fd, kind): takes ownership of a descriptor (accepted connection, tty).
+// adopt(fd, kind, dup): takes ownership of a descriptor (accepted connection),
+// or of a duplicate of one that stays owned elsewhere (a serial port opened by
+// the `serialport` binding, which keeps its own descriptor for line settings).
 Napi::Value StreamSocket::Adopt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   int kind = info[1].As<Napi::Number>().Int32Value();
   if (fd < 0 || kind < kStreamTcp4 || kind > kStreamTty) return Napi::Number::New(env, -EINVAL);
+  if (info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value()) {
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return Napi::Number::New(env, -errno);
+  }
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     int err = errno;

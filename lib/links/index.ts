@@ -1,2 +1,3 @@
 export * from './udp/index.js'
 export * from './stream/index.js'
+export * from './serial/index.js'

@@ -167,7 +167,7 @@ export class StreamLink extends EventEmitter {
   private sock: NativeStreamSocket | null = null
   private stateValue: StreamLinkState = 'connecting'
   private readonly endpoint: Endpoint | null
-  private target: unknown = undefined
+  protected target: unknown = undefined
   private readonly backoff: Backoff | null
   private readonly connectTimeout: number
   private readonly framer: FramerFactory
