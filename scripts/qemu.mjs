@@ -207,8 +207,13 @@ function prepare(arch, { build = true } = {}) {
   const addon = join(root, 'prebuilds', t.dir, t.file)
   if (build) {
     buildTarget(arch)
-    // Test children and the bench import dist/: TypeScript output is the same on every arch.
-    sh(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' })
+    // Test children and the bench import dist/: TypeScript output is the same on
+    // every arch. tsc emits despite type errors; those fail `npm test` already.
+    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
+      cwd: root,
+      stdio: 'inherit',
+    })
+    if (tsc.status !== 0) console.warn(`qemu: tsc exited ${tsc.status}; going on with what it emitted`)
   }
   if (!existsSync(addon)) throw new Error(`${addon} missing: npm run prebuild -- ${arch}`)
   const version = sh(env.wrapper, ['-p', 'process.version + " " + process.arch + " arm_version=" + process.config.variables.arm_version'], {
