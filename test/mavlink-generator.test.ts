@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { XMLParser } from 'fast-xml-parser'
 // @ts-expect-error: plain ESM tool without type declarations
-import { DEFAULT_OUT, DEFINITIONS_DIR, generate } from '../tools/mavgen/mavgen.mjs'
+import { DEFAULT_OUT, DEFINITIONS_DIR, HAVE_DEFINITIONS, generate } from '../tools/mavgen/mavgen.mjs'
 import * as mav from '../lib/mavlink/index.js'
 import { DIALECT, MavlinkEncoder, MavlinkParser, defineDialect } from '../lib/mavlink/index.js'
 import type { Dialect, MessageDef } from '../lib/mavlink/index.js'
@@ -60,8 +60,10 @@ const arr = (t: string): [string, number] => {
 }
 
 // generous: the whole suite also runs under QEMU (scripts/qemu.mjs), many times slower
-describe('MAVLink generator', { timeout: 120_000 }, () => {
-  it('the committed modules are what the generator makes from the vendored XML', () => {
+if (!HAVE_DEFINITIONS) console.warn(`skipping the MAVLink generator tests: the official XML definitions are not at ${DEFINITIONS_DIR} (set ONBUS_MAVLINK_DEFINITIONS)`)
+
+describe.skipIf(!HAVE_DEFINITIONS)('MAVLink generator', { timeout: 120_000 }, () => {
+  it('the committed modules are what the generator makes from the official XML', () => {
     const files = generate() as Map<string, string>
     expect(files.size).toBe(10)
     for (const [name, text] of files) expect(readFileSync(join(DEFAULT_OUT, name), 'utf8') === text, name).toBe(true)

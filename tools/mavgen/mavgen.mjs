@@ -23,8 +23,17 @@ import { parseXml } from './xml.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const REPO = resolve(HERE, '../..')
-/** The definitions vendored with the generator (see definitions/NOTICE.md). */
-export const DEFINITIONS_DIR = join(HERE, 'definitions', 'v1.0')
+/**
+ * The official MAVLink XML definitions. They are not copied into this repo:
+ * the build reads them from the project's shared data (`../shared/data/...`
+ * beside the checkout) or from `ONBUS_MAVLINK_DEFINITIONS`; the generated
+ * TypeScript in lib/mavlink/generated is committed, so nothing else needs them.
+ */
+export const DEFINITIONS_DIR = process.env.ONBUS_MAVLINK_DEFINITIONS
+  ? resolve(process.env.ONBUS_MAVLINK_DEFINITIONS)
+  : resolve(REPO, '..', 'shared', 'data', 'mavlink', 'message_definitions', 'v1.0')
+/** True when the official definitions are reachable (the generator and its tests need them). */
+export const HAVE_DEFINITIONS = existsSync(join(DEFINITIONS_DIR, 'common.xml'))
 /** What the repo generates by default, into lib/mavlink/generated. */
 export const DEFAULT_INPUTS = ['common.xml', 'ardupilotmega.xml', 'test.xml'].map((f) => join(DEFINITIONS_DIR, f))
 export const DEFAULT_OUT = join(REPO, 'lib', 'mavlink', 'generated')
@@ -120,7 +129,7 @@ export function readDefinition(path) {
   }
   for (const el of root.children) {
     if (el.name === 'include') {
-      // beside the including file first, then the vendored official set, so
+      // beside the including file first, then the official set, so
       // a user's dialect can include common.xml without copying it
       const name = el.text.trim()
       const local = resolve(dirname(path), name)
@@ -571,16 +580,26 @@ function main(argv) {
   let out = DEFAULT_OUT
   let runtime
   let check = false
+  let ifDefinitions = false
   const inputs = []
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--out') out = resolve(argv[++i])
     else if (a === '--runtime') runtime = argv[++i]
     else if (a === '--check') check = true
+    else if (a === '--if-definitions') ifDefinitions = true
     else if (a === '-h' || a === '--help') {
-      console.log('usage: mavgen [--out DIR] [--runtime MODULE] [--check] [definition.xml ...]')
+      console.log('usage: mavgen [--out DIR] [--runtime MODULE] [--check] [--if-definitions] [definition.xml ...]')
       return 0
     } else inputs.push(resolve(a))
+  }
+  if (!inputs.length && !HAVE_DEFINITIONS) {
+    const where = `the official MAVLink definitions are not at ${DEFINITIONS_DIR} (set ONBUS_MAVLINK_DEFINITIONS to their v1.0 folder)`
+    if (ifDefinitions) {
+      console.warn(`mavgen: ${where}; keeping the committed lib/mavlink/generated`)
+      return 0
+    }
+    throw new Error(where)
   }
   // Output outside this repo imports the runtime from the installed package.
   runtime ??= relative(REPO, out).startsWith('..') ? 'onbus/mavlink' : DEFAULT_RUNTIME
