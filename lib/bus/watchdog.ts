@@ -46,7 +46,10 @@ export class Watchdog {
   /** After a non-repeating report: watch again, counting from now. */
   rearm(): void {
     this.paused = false
-    this.quiet = 0
+    // The event that re-armed us happened inside the current tick interval;
+    // the next tick must count as "changed", or a report could come up to a
+    // quarter period early.
+    this.quiet = -1
     this.last = this.read()
   }
 
