@@ -14,6 +14,7 @@
 #include <string>
 
 #include "addon.h"
+#include "util/call_js.h"
 #include "util/sockaddr.h"
 
 #ifndef SO_TIMESTAMPING_OLD
@@ -874,7 +875,7 @@ void UdpSocket::DeliverBatch(Napi::Env env) {
   uint32_t last = (head - 1) & (rx.meta_cap - 1);
   uint32_t slot_next = rx.meta[static_cast<size_t>(last) * kMetaWords + kMetaSlotSeq] + 1;
   in_batch_ = true;
-  on_batch_.Call({Napi::Number::New(env, tail & (rx.meta_cap - 1)), Napi::Number::New(env, head - tail)});
+  CallReporting(env, on_batch_, {Napi::Number::New(env, tail & (rx.meta_cap - 1)), Napi::Number::New(env, head - tail)});
   in_batch_ = false;
   // Return the space whether or not the handler threw (its exception is
   // reported by Node as uncaught once we return).
@@ -905,17 +906,17 @@ void UdpSocket::DeliverQueuedEvents(Napi::Env env, uint32_t kind) {
     }
   }
   if (kind == kWakeWritable) {
-    on_event_.Call({Napi::Number::New(env, kWakeWritable)});
+    CallReporting(env, on_event_, {Napi::Number::New(env, kWakeWritable)});
     return;
   }
   for (const TxStamp& s : stamps) {
     if (closed_) return;
-    on_event_.Call({Napi::Number::New(env, kWakeTxStamp), Napi::Number::New(env, s.id),
+    CallReporting(env, on_event_, {Napi::Number::New(env, kWakeTxStamp), Napi::Number::New(env, s.id),
                     Napi::Number::New(env, static_cast<double>(s.sec)), Napi::Number::New(env, static_cast<double>(s.nsec))});
   }
   for (int e : errors) {
     if (closed_) return;
-    on_event_.Call({Napi::Number::New(env, kWakeError), Napi::Number::New(env, -e)});
+    CallReporting(env, on_event_, {Napi::Number::New(env, kWakeError), Napi::Number::New(env, -e)});
   }
 }
 

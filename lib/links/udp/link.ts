@@ -246,6 +246,7 @@ export class UdpLink extends EventEmitter {
   connect(port: number, address: string): void {
     validatePort(port, 'Port', false)
     validateString(address, 'address')
+    validateIpOfFamily(address, this.family, 'address')
     this.check(this.live().connect(address, port), 'connect', address, port)
   }
 
@@ -326,11 +327,9 @@ export class UdpLink extends EventEmitter {
     const key = `${addr}|${port}`
     let d = this.destCache.get(key)
     if (!d) {
+      validateIpOfFamily(addr, this.family, 'address')
       const r = this.live().parseDest(addr, port)
-      if (typeof r === 'number') {
-        if (isIP(addr) === 0) throw invalidArgValue('address', addr, 'must be a numeric IP address (resolve names before sending)')
-        throw errnoException(r, 'sendmmsg', addr, port)
-      }
+      if (typeof r === 'number') throw errnoException(r, 'sendmmsg', addr, port)
       if (this.destCache.size > 256) this.destCache.clear()
       this.destCache.set(key, r)
       d = r
@@ -586,7 +585,7 @@ export class UdpLink extends EventEmitter {
     const sock = this.sock
     this.sock = null
     this.closing = true
-    this.stats() // nothing more will change; keep the last figures readable
+    sock.stats(this.statsBuf) // nothing more will change; keep the last figures readable
     sock.close()
     this.abortCleanup?.()
     const pending = this.pending
@@ -709,7 +708,7 @@ export function validateUdpOptions(opts: UdpLinkOptions): void {
   if (opts === null || typeof opts !== 'object') throw invalidArgType('options', 'of type object', opts)
   if (opts.address !== undefined) {
     validateString(opts.address, 'options.address')
-    if (isIP(opts.address.split('%')[0]) === 0) throw invalidArgValue('options.address', opts.address, 'must be a numeric IP address')
+    validateIpOfFamily(opts.address, resolveFamily(opts), 'options.address')
   }
   if (opts.port !== undefined) validatePort(opts.port, 'options.port')
   for (const k of ['reuseAddr', 'reusePort', 'ipv6Only', 'broadcast', 'multicastLoopback', 'timestamps', 'txTimestamps', 'gro', 'receive'] as const)
@@ -728,6 +727,7 @@ export function validateUdpOptions(opts: UdpLinkOptions): void {
   if (opts.connect !== undefined) {
     if (opts.connect === null || typeof opts.connect !== 'object') throw invalidArgType('options.connect', 'of type object', opts.connect)
     validateString(opts.connect.address, 'options.connect.address')
+    validateIpOfFamily(opts.connect.address, resolveFamily(opts), 'options.connect.address')
     validatePort(opts.connect.port, 'options.connect.port', false)
   }
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', opts.signal)
@@ -746,4 +746,9 @@ export function validateUdpOptions(opts: UdpLinkOptions): void {
 export function createUdpLink(opts: UdpLinkOptions = {}): UdpLink {
   validateUdpOptions(opts)
   return new UdpLink(opts)
+}
+
+/** Throws ERR_INVALID_ARG_VALUE unless `ip` is a numeric address of `family` (a scope suffix `%eth0` allowed). */
+function validateIpOfFamily(ip: string, family: 4 | 6, name: string): void {
+  if (isIP(ip.split('%')[0]) !== family) throw invalidArgValue(name, ip, `must be a numeric IPv${family} address (this link is family ${family}; resolve names first)`)
 }
