@@ -1,0 +1,5 @@
+export { sendFile, FileSender } from './sender.js'
+export type { SendFileOptions, TransferProgress, TransferResult } from './sender.js'
+export { FileReceiver } from './receiver.js'
+export type { ReceiverOptions, ReceiverStats } from './receiver.js'
+export type { TransferChannel } from './protocol.js'
