@@ -41,9 +41,10 @@ export function flatbuffersCodec<T extends FlatbuffersTable>(name: string, getRo
       return bb.bytes().subarray(bb.position())
     },
     decode(bytes: Uint8Array): T {
-      // The root offset must point inside the buffer; deeper fields are
-      // bounds-checked by the DataView reads themselves (a RangeError, never
-      // a read outside `bytes`).
+      // FlatBuffers' JavaScript runtime has no verifier: offsets that point
+      // past the end read as zeros (typed-array reads out of range), never as
+      // foreign memory. Bytes from an untrusted link can therefore decode to
+      // junk values: check ranges that matter before acting on them.
       if (bytes.byteLength < 8) throw onbusError('ERR_ONBUS_CODEC', `flatbuffers: ${bytes.byteLength} bytes is too short for a root table`)
       return getRoot(new ByteBuffer(bytes))
     },
