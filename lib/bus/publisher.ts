@@ -187,11 +187,7 @@ export class Publisher<T> extends EventEmitter {
     const topic = this.topic
     topic.published++
     if (topic.sizeOf !== null) topic.bytes += topic.sizeOf(data)
-    if (--topic.sampleCountdown <= 0) {
-      topic.sampleCountdown = topic.sampleEvery
-      m.sampled = true
-      m.stamp()
-    }
+    if (--topic.sampleCountdown <= 0) topic.sample(m)
     if (this.durable) topic.record(data, m)
     const subs = this.matched
     this.nesting++
