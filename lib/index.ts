@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export * from './links/index.js'
+export * from './bus/index.js'
 export { errnoException } from './errors.js'
 export type { OnbusSystemError } from './errors.js'
 export { now, nowPair, realtimeToMonotonicOffset } from './time.js'
