@@ -123,7 +123,7 @@ describe('bus transport seam (loopback)', () => {
 
   it('explicit heartbeats cross; a remote publisher that goes silent is reported lost on the subscriber’s side', async () => {
     const [a, b] = pair()
-    const qos = { ...qosProfiles.sensorData, livelinessLeaseMs: 60 }
+    const qos = { ...qosProfiles.sensorData, livelinessLeaseMs: 120 }
     const pa = a.topic('hb', { qos, codec: rawCodec }).publisher()
     const sub = b.topic('hb', { qos, codec: rawCodec }).subscribe(() => {})
     const lost: LivelinessEvent[] = []
@@ -132,7 +132,10 @@ describe('bus transport seam (loopback)', () => {
     await new Promise((r) => setTimeout(r, 200))
     clearInterval(hb)
     expect(lost).toEqual([])
-    await new Promise((r) => setTimeout(r, 250))
+    pa.assertLiveliness()
+    const t0 = performance.now()
+    while (lost.length === 0 && performance.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 5))
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(119) // never early
     expect(lost.map((e) => e.publisher)).toEqual([pa.id])
   })
 
