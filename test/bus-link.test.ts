@@ -137,6 +137,10 @@ describe('bus and links', () => {
     t.publish({ n: 2 })
     await until(() => got.length === 2)
     expect(got).toEqual(['{"n":1}', '{"n":2}'])
+    tx.close() // a closed link ends the feed instead of failing every later send
+    await new Promise((r) => setImmediate(r))
+    expect(t.info().subscribers).toEqual([])
+    expect(t.publish({ n: 3 })).toBe(true)
   })
 
   it('sendTo: while the link is backed up, messages wait (depth, overflow) until its drain', async () => {

@@ -30,11 +30,11 @@ export interface BatchSource {
   removeListener?(event: 'close', listener: () => void): unknown
 }
 
-/** A link that sends datagrams (a `UdpLink` is one): `send()` returns false when it queued behind a full kernel buffer, then `'drain'` follows. */
+/** A link that sends datagrams (a `UdpLink` is one): `send()` returns false when it queued behind a full kernel buffer, then `'drain'` follows; `'close'` ends the feed. */
 export interface DatagramSink {
   send(data: Uint8Array, port?: number, address?: string): boolean
-  on(event: 'drain', listener: () => void): unknown
-  removeListener(event: 'drain', listener: () => void): unknown
+  on(event: 'drain' | 'close', listener: () => void): unknown
+  removeListener(event: 'drain' | 'close', listener: () => void): unknown
 }
 
 /** Options of `topic.attach()`. */
@@ -199,7 +199,13 @@ export function sendToSink<T>(topic: Topic<T>, sink: DatagramSink, opts: SendToO
   const { port, address } = opts
   const sub = topic.sinkSubscription(opts.name, opts.qos, (data: T, _meta: Meta) => sink.send(codec.encode(data), port, address))
   const onDrain = (): void => sub.resume()
+  // A closed link ends the feed (rather than every later message failing in send()).
+  const onClose = (): void => sub.close()
   sink.on('drain', onDrain)
-  sub.once('close', () => sink.removeListener('drain', onDrain))
+  sink.on('close', onClose)
+  sub.once('close', () => {
+    sink.removeListener('drain', onDrain)
+    sink.removeListener('close', onClose)
+  })
   return sub
 }
