@@ -54,6 +54,21 @@ class FakeSource extends EventEmitter {
 }
 
 describe('bus and links', () => {
+  it('udpLink.publishTo(topic) is the one-line form of topic.attach(link)', async () => {
+    const l = link({ port: 0 })
+    const t = bus().topic('imu', { qos: qosProfiles.sensorData, codec: rawCodec })
+    const got: number[][] = []
+    t.subscribe((data) => {
+      got.push(Array.from(data))
+    })
+    const att = l.publishTo(t)
+    expect(att.publisher.source).toBe(`udp:127.0.0.1:${l.address().port}`)
+    const s = await sender()
+    for (let i = 0; i < 3; i++) s.send(Buffer.from([i]), l.address().port, '127.0.0.1')
+    await until(() => got.length === 3)
+    expect(got).toEqual([[0], [1], [2]])
+  })
+
   it('attach(udpLink): each datagram becomes a message with its kernel rxTime and its sender as source', async () => {
     const l = link({ port: 0 })
     const t = bus().topic('lidar', { qos: qosProfiles.sensorData, codec: rawCodec })

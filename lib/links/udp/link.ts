@@ -12,6 +12,8 @@ import { native, NativeEvent, type NativeUdpSocket } from '../../../bindings/ind
 import { errnoException, invalidArgType, invalidArgValue, notRunning, outOfRange, type OnbusSystemError } from '../../errors.js'
 import { nextPow2, validateBool, validateFunction, validateInt, validatePort, validateString } from '../../util/validate.js'
 import { UdpBatch } from './batch.js'
+import { attachLink, type Attachment, type AttachOptions } from '../../bus/link.js'
+import type { Topic } from '../../bus/topic.js'
 
 const EAGAIN = 11
 const NS = 1_000_000_000n
@@ -267,6 +269,16 @@ export class UdpLink extends EventEmitter {
     return () => {
       this.handlers = this.handlers.filter((h) => h !== handler)
     }
+  }
+
+  /**
+   * Feeds a bus topic: every datagram becomes a message carrying its kernel
+   * receive time and its sender (see docs/BUS.md).
+   * @example
+   * link.publishTo(bus.topic('lidar/packets', { qos: qosProfiles.sensorData, codec: rawCodec }))
+   */
+  publishTo<T>(topic: Topic<T>, opts?: AttachOptions): Attachment {
+    return attachLink(this, topic, opts)
   }
 
   private dispatch(start: number, count: number): void {
