@@ -128,10 +128,14 @@ export interface NativeStreamSocket {
   unref(): void
   fd(): number
   close(): void
+  /** Spin the I/O thread this many microseconds before sleeping (0 = off). */
+  setBusyPoll(us: number): void
 }
 
 export interface NativeStreamSocketCtor {
   new (onBatch: (start: number, count: number) => void, onEvent: (kind: StreamEvent, a?: number, b?: number) => void): NativeStreamSocket
+  /** CRC-32C of `data` (continuing from `seed`), with the CPU's CRC instructions where present. */
+  crc32c(data: Uint8Array, seed?: number): number
 }
 
 export interface NativeStreamServer {
@@ -161,3 +165,48 @@ export interface NativeStreamAddon {
 
 /** The stream classes of the loaded addon. */
 export const streamNative: NativeStreamAddon = native as unknown as NativeStreamAddon
+
+// ---------------------------------------------------------------------------
+// Cross-process bus transport (native/ipc_socket.h; lib/bus/ipc)
+
+/** Event kinds passed to a native IPC socket's event callback (1 = a listening socket has connections to accept). */
+export const IpcEvent = { Acceptable: 1, Writable: 2, Error: 4, End: 6 } as const
+export type IpcEvent = (typeof IpcEvent)[keyof typeof IpcEvent]
+
+/** [fd or 0 or -errno, peer pid, peer uid, peer gid] */
+export type NativeIpcCred = [number, number, number, number]
+
+export interface NativeIpcSocket {
+  /** Binds a SOCK_SEQPACKET socket at `path` (then chmod 0600) and listens. */
+  listen(path: string, backlog: number): number
+  /** Connects; -EACCES when the peer runs as another uid (SO_PEERCRED). */
+  connect(path: string): NativeIpcCred
+  /** A pending connection's descriptor (adopt it with `new IpcSocket(.., fd)`), -EAGAIN, or -EACCES for a peer of another uid (already closed). */
+  accept(): NativeIpcCred
+  peerCred(): NativeIpcCred | number
+  /** Receive into `ring` (slots of `slotSize`); lens[i] has bit 31 set for a truncated message; fds[i] is a received descriptor or -1. */
+  startReceive(ring: ArrayBuffer, lens: Uint32Array, fds: Int32Array, slotSize: number): number
+  pause(): void
+  resume(): void
+  /** sendmmsg of list[start, start+count); `fd` >= 0 rides on the first. Messages sent, or -errno. */
+  send(list: Uint8Array[], start: number, count: number, fd: number): number
+  watchWritable(): number
+  ref(): void
+  unref(): void
+  fd(): number
+  close(): void
+}
+
+export interface NativeIpcSocketCtor {
+  new (onRecv: (count: number) => void, onEvent: (kind: IpcEvent, errno?: number) => void, fd?: number): NativeIpcSocket
+  /** memfd_create (CLOEXEC, sealing), mode 0600, sized and sealed against resizing: fd or -errno. */
+  memfdCreate(name: string, size: number): number
+  /** MAP_SHARED mapping as an ArrayBuffer (unmapped when collected), or -errno. */
+  map(fd: number, size: number, writable: boolean): ArrayBuffer | number
+  closeFd(fd: number): number
+  /** [size, seals, owner uid, mode] or -errno. */
+  fdInfo(fd: number): [number, number, number, number] | number
+}
+
+/** The IPC socket class of the loaded addon. */
+export const ipcNative: { IpcSocket: NativeIpcSocketCtor } = native as unknown as { IpcSocket: NativeIpcSocketCtor }

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "addon.h"
+#include "stream_checksum.h"
 #include "util/sockaddr.h"
 
 #ifndef SO_TIMESTAMPING_OLD
@@ -451,7 +452,23 @@ Napi::Function StreamSocket::Init(Napi::Env env) {
                          InstanceMethod<&StreamSocket::Unref>("unref"),
                          InstanceMethod<&StreamSocket::Fd>("fd"),
                          InstanceMethod<&StreamSocket::Close>("close"),
+                         InstanceMethod<&StreamSocket::SetBusyPoll>("setBusyPoll"),
+                         StaticMethod<&StreamSocket::Crc32cOf>("crc32c"),
                      });
+}
+
+// StreamSocket.crc32c(data: Uint8Array, seed = 0) -> uint32
+Napi::Value StreamSocket::Crc32cOf(const Napi::CallbackInfo& info) {
+  auto u = info[0].As<Napi::Uint8Array>();
+  uint32_t seed = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(info.Env(), Crc32c(seed, u.Data(), u.ByteLength()));
+}
+
+// setBusyPoll(us): spin the I/O thread this long before sleeping (latency-
+// bound links such as a flight controller's UART; costs a core while on).
+Napi::Value StreamSocket::SetBusyPoll(const Napi::CallbackInfo& info) {
+  if (!closed_ && reactor_ && id_ != 0) reactor_->RequestSpin(id_, info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
 }
 
 // new StreamSocket(onBatch(start, count), onEvent(kind, a, b))

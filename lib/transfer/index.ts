@@ -3,3 +3,4 @@ export type { SendFileOptions, TransferProgress, TransferResult } from './sender
 export { FileReceiver } from './receiver.js'
 export type { ReceiverOptions, ReceiverStats } from './receiver.js'
 export type { TransferChannel } from './protocol.js'
+export { TRANSFER_FRAMING } from './protocol.js'

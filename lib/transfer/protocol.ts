@@ -1,17 +1,22 @@
 /**
  * Wire format of verified bulk transfers. Every message is one frame:
- * [u32 big-endian length of what follows][u8 type][body]. Chunks carry their
- * own SHA-256, the end carries the whole file's SHA-256.
+ * [u32 big-endian length of what follows][u8 type][body]. Chunks carry a
+ * CRC-32C (computed natively, with the CPU's CRC instructions) that catches
+ * corruption per chunk, so only that chunk is sent again; the end carries the
+ * whole file's SHA-256, the check that decides whether the file is complete.
  */
+import { streamNative } from '../../bindings/index.js'
+import type { FramingOptions } from '../links/stream/framing.js'
+
 export const T_OFFER = 1 // JSON { id, name, size }
 export const T_ACCEPT = 2 // JSON { id, offset }: where to (re)start
-export const T_CHUNK = 3 // [u64 offset][32 B sha256(data)][data]
+export const T_CHUNK = 3 // [u64 offset][u32 crc32c(data)][data]
 export const T_ACK = 4 // JSON { offset }: bytes written and verified
 export const T_NACK = 5 // JSON { offset, reason }: resend from offset
 export const T_END = 6 // [32 B sha256(file)]
 export const T_DONE = 7 // JSON { ok: true, size, sha256 } | { ok: false, code, message }
 
-export const CHUNK_HEADER = 4 + 1 + 8 + 32
+export const CHUNK_HEADER = 4 + 1 + 8 + 4
 export const MAX_CONTROL = 64 * 1024
 
 /** The link surface transfers need: TCP stream links and TLS command links both have it. */
@@ -21,7 +26,8 @@ export interface TransferChannel {
   on(event: 'connect' | 'drain' | 'close', fn: () => void): this
   on(event: 'disconnect', fn: (info: { reason: Error }) => void): this
   on(event: 'error', fn: (err: Error) => void): this
-  off(event: string, fn: (...args: never[]) => void): this
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, fn: (...args: any[]) => void): this
   close(): unknown
   readonly state: string
 }
@@ -35,13 +41,31 @@ export function controlFrame(type: number, body: object): Buffer {
   return b
 }
 
-export function chunkHeader(offset: number, digest: Buffer, len: number): Buffer {
+/** CRC-32C of a chunk. */
+export function crc32c(data: Uint8Array): number {
+  return streamNative.StreamSocket.crc32c(data)
+}
+
+export function chunkHeader(offset: number, crc: number, len: number): Buffer {
   const h = Buffer.allocUnsafe(CHUNK_HEADER)
-  h.writeUInt32BE(1 + 8 + 32 + len, 0)
+  h.writeUInt32BE(1 + 8 + 4 + len, 0)
   h[4] = T_CHUNK
   h.writeBigUInt64BE(BigInt(offset), 5)
-  digest.copy(h, 13)
+  h.writeUInt32BE(crc >>> 0, 13)
   return h
+}
+
+/**
+ * Framing that lets a stream link cut transfer frames natively, so a
+ * receiver reads each chunk straight from the receive ring (no copy).
+ */
+export const TRANSFER_FRAMING: FramingOptions = { type: 'length', lengthSize: 4, adjust: 4 }
+
+/** True when a link was created with {@link TRANSFER_FRAMING}. */
+export function isTransferFraming(f: unknown): boolean {
+  if (f === null || typeof f !== 'object') return false
+  const o = f as { type?: string; lengthSize?: number; adjust?: number; littleEndian?: boolean; magic?: unknown; lengthOffset?: number }
+  return o.type === 'length' && o.lengthSize === 4 && o.adjust === 4 && !o.littleEndian && o.magic === undefined && !o.lengthOffset
 }
 
 export function endFrame(digest: Buffer): Buffer {

@@ -7,24 +7,26 @@
  * whole file's SHA-256 matches the sender's is it renamed, atomically, to its
  * name (and the directory synced): a partial or corrupted file never appears
  * under the real name. An interrupted transfer resumes from the recorded
- * offset; a chunk whose SHA-256 does not match is refused and sent again; a
+ * offset; a chunk whose CRC-32C does not match is refused and sent again; a
  * corrupt stream (a frame that cannot be) ends the connection, and the sender
  * resumes after reconnecting.
  */
 import { EventEmitter } from 'node:events'
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, createReadStream } from 'node:fs'
 import { join } from 'node:path'
 
 import { validateInt, validateString } from '../util/validate.js'
-import { CHUNK_HEADER, controlFrame, FrameDecoder, T_ACCEPT, T_ACK, T_CHUNK, T_DONE, T_END, T_NACK, T_OFFER, type TransferChannel } from './protocol.js'
+import { StreamLink } from '../links/stream/link.js'
+import type { FramingOptions } from '../links/stream/framing.js'
+import { CHUNK_HEADER, controlFrame, crc32c, FrameDecoder, isTransferFraming, T_ACCEPT, T_ACK, T_CHUNK, T_DONE, T_END, T_NACK, T_OFFER, TRANSFER_FRAMING, type TransferChannel } from './protocol.js'
 
 export interface ReceiverOptions {
   /** Directory the files are written to. */
   dir: string
-  /** Largest chunk accepted (default 16 MiB): bounds memory per connection. */
+  /** Largest chunk accepted (default 1 MiB; told to the sender): bounds memory per connection. */
   maxChunk?: number
-  /** Flush to disk and record progress every this many bytes (default 8 MiB). */
+  /** Flush to disk and record progress every this many bytes (default 16 MiB): what a resume may have to send again. */
   syncEvery?: number
   /** Largest file accepted (default: no limit). */
   maxSize?: number
@@ -52,6 +54,8 @@ interface Active {
   fd: number
   expected: number
   synced: number
+  /** SHA-256 of bytes [0, expected). */
+  hash: Hash
 }
 
 /**
@@ -68,13 +72,15 @@ export class FileReceiver extends EventEmitter {
   private readonly syncEvery: number
   private readonly maxSize: number
   private readonly counters: ReceiverStats = { files: 0, bytes: 0, badChunks: 0, corruptStreams: 0, digestMismatches: 0, resumes: 0 }
+  /** The connection writing each name now: a newer offer for it takes over (the old connection may not know yet that it is dead). */
+  private readonly holders = new Map<string, () => void>()
 
   constructor(opts: ReceiverOptions) {
     super()
     validateString(opts.dir, 'options.dir')
     this.dir = opts.dir
-    this.maxChunk = opts.maxChunk === undefined ? 16 << 20 : validateInt(opts.maxChunk, 'options.maxChunk', 1024, 1 << 30)
-    this.syncEvery = opts.syncEvery === undefined ? 8 << 20 : validateInt(opts.syncEvery, 'options.syncEvery', 1, 2 ** 40)
+    this.maxChunk = opts.maxChunk === undefined ? 1 << 20 : validateInt(opts.maxChunk, 'options.maxChunk', 1024, 64 << 20)
+    this.syncEvery = opts.syncEvery === undefined ? 16 << 20 : validateInt(opts.syncEvery, 'options.syncEvery', 1, 2 ** 40)
     this.maxSize = opts.maxSize ?? Number.MAX_SAFE_INTEGER
   }
 
@@ -82,10 +88,22 @@ export class FileReceiver extends EventEmitter {
     return { ...this.counters }
   }
 
+  /**
+   * Options for the stream links (or the stream server) that carry transfers
+   * to this receiver: native framing, so that chunks are read straight from
+   * the receive ring. Other links (TLS command links) work too, framed in
+   * JavaScript.
+   * @example
+   * createTcpServer({ port: 9000, ...rx.linkOptions() }, (link) => rx.attach(link))
+   */
+  linkOptions(): { framing: FramingOptions; maxFrameSize: number } {
+    return { framing: TRANSFER_FRAMING, maxFrameSize: this.maxChunk + CHUNK_HEADER }
+  }
+
   /** Serves one link (an accepted connection). */
   attach(link: TransferChannel): void {
-    const decoder = new FrameDecoder(this.maxChunk + CHUNK_HEADER)
     let active: Active | null = null
+    let opening = false
     const send = (type: number, body: object) => link.write(controlFrame(type, body))
     const closeActive = () => {
       if (active && active.fd >= 0) {
@@ -94,78 +112,139 @@ export class FileReceiver extends EventEmitter {
         } catch {
           // already closed
         }
+        active.fd = -1
       }
+      if (active && this.holders.get(active.name) === release) this.holders.delete(active.name)
       active = null
     }
-    const refuse = (code: string, message: string) => {
-      send(T_DONE, { ok: false, code, message })
-      this.emit('refused', { name: active?.name, code, message })
+    // Called when another connection offers the same file: record how far
+    // this one got, then let go of it.
+    const release = () => {
+      if (active) this.checkpoint(active)
+      closeActive()
     }
-    const onFrame = (type: number, body: Buffer) => {
-      if (type === T_OFFER) {
-        closeActive()
-        const m = JSON.parse(body.toString()) as { id: string; name: string; size: number }
-        if (typeof m.name !== 'string' || !/^[^/\0]+$/.test(m.name) || m.name === '.' || m.name === '..' || typeof m.size !== 'number' || m.size < 0 || m.size > this.maxSize) {
-          refuse('ERR_ONBUS_TRANSFER_REFUSED', 'Bad file name or size')
-          return
-        }
-        active = this.open(m.id, m.name, m.size)
-        if (active.expected > 0) this.counters.resumes++
-        send(T_ACCEPT, { id: m.id, offset: active.expected })
-      } else if (type === T_CHUNK) {
+    const refuse = (code: string, message: string, name?: string) => {
+      send(T_DONE, { ok: false, code, message })
+      this.emit('refused', { name, code, message })
+    }
+    let dead = false
+    const corrupt = () => {
+      // A frame that cannot be (a flipped length byte): nothing after it can
+      // be trusted. End the connection; the sender resumes from the last
+      // verified offset once it reconnects.
+      if (dead) return
+      dead = true
+      this.counters.corruptStreams++
+      if (active) this.checkpoint(active)
+      closeActive()
+      link.close()
+    }
+    // `body` may be a view into the link's receive ring: used, never kept.
+    const onFrame = (type: number, body: Uint8Array): boolean => {
+      if (type === T_CHUNK) {
         const a = active
-        if (!a) return
-        const offset = Number(body.readBigUInt64BE(0))
-        const digest = body.subarray(8, 40)
-        const data = body.subarray(40)
+        if (body.length < 12) return false
+        if (!a) return true // no transfer open on this connection: ignored
+        const dv = new DataView(body.buffer, body.byteOffset, 12)
+        const offset = Number(dv.getBigUint64(0))
+        const crc = dv.getUint32(8)
+        const data = body.subarray(12)
         // Chunks already in flight when one was refused are ignored until the
         // resend reaches the expected offset.
-        if (offset !== a.expected) return
-        if (!createHash('sha256').update(data).digest().equals(digest) || offset + data.length > a.size) {
+        if (offset !== a.expected) return true
+        if (crc32c(data) !== crc || offset + data.length > a.size) {
           this.counters.badChunks++
-          send(T_NACK, { offset: a.expected, reason: 'chunk digest mismatch' })
-          return
+          send(T_NACK, { offset: a.expected, reason: 'chunk CRC-32C mismatch' })
+          return true
         }
         writeAll(a.fd, data, offset)
+        a.hash.update(data)
         a.expected += data.length
         this.counters.bytes += data.length
         if (a.expected - a.synced >= this.syncEvery) this.checkpoint(a)
         send(T_ACK, { offset: a.expected })
         this.emit('progress', { name: a.name, bytes: a.expected, total: a.size })
-      } else if (type === T_END) {
-        const a = active
-        if (!a) return
-        active = null
-        void this.complete(a, body.subarray(0, 32), link).catch((err) => refuse('ERR_ONBUS_TRANSFER_FAILED', (err as Error).message))
+        return true
       }
-    }
-    link.on('data', (d: Buffer) => {
-      let ok = true
-      try {
-        ok = decoder.push(d, onFrame)
-      } catch {
-        ok = false
-      }
-      if (!ok) {
-        // A frame that cannot be (a flipped length byte): nothing after it can
-        // be trusted. End the connection; the sender resumes from the last
-        // verified offset once it reconnects.
-        this.counters.corruptStreams++
-        decoder.reset()
-        if (active) this.checkpoint(active)
+      if (type === T_OFFER) {
         closeActive()
-        link.close()
+        let m: { id: string; name: string; size: number }
+        try {
+          m = JSON.parse(Buffer.from(body).toString())
+        } catch {
+          return false
+        }
+        if (typeof m.id !== 'string' || typeof m.name !== 'string' || !/^[^/\0]+$/.test(m.name) || m.name === '.' || m.name === '..' || typeof m.size !== 'number' || m.size < 0 || m.size > this.maxSize) {
+          refuse('ERR_ONBUS_TRANSFER_REFUSED', 'Bad file name or size', m.name)
+          return true
+        }
+        opening = true
+        const previous = this.holders.get(m.name)
+        if (previous) previous()
+        this.holders.set(m.name, release)
+        this.open(m.id, m.name, m.size).then(
+          (a) => {
+            opening = false
+            if (link.state === 'closed' || this.holders.get(m.name) !== release) {
+              closeSync(a.fd)
+              return
+            }
+            active = a
+            if (a.expected > 0) this.counters.resumes++
+            send(T_ACCEPT, { id: m.id, offset: a.expected, maxChunk: this.maxChunk })
+          },
+          (err: Error) => {
+            opening = false
+            refuse('ERR_ONBUS_TRANSFER_FAILED', err.message, m.name)
+          },
+        )
+        return true
       }
-    })
-    const end = () => {
-      if (active) this.checkpoint(active)
-      closeActive()
+      if (type === T_END) {
+        const a = active
+        if (!a || body.length < 32) return a !== null
+        active = null
+        if (this.holders.get(a.name) === release) this.holders.delete(a.name)
+        void this.complete(a, Buffer.from(body.subarray(0, 32)), link).catch((err) => refuse('ERR_ONBUS_TRANSFER_FAILED', (err as Error).message, a.name))
+        return true
+      }
+      return false // no other frame comes from a sender
     }
+    if (link instanceof StreamLink && isTransferFraming(link.framing)) {
+      link.onBatch((b) => {
+        for (let i = 0; i < b.length && link.state !== 'closed'; i++) {
+          const off = b.offset(i)
+          const len = b.len(i)
+          if (len < 5 || !onFrame(b.data[off + 4], b.data.subarray(off + 5, off + len))) {
+            corrupt()
+            return
+          }
+        }
+      })
+      link.on('frameError', corrupt)
+    } else {
+      const decoder = new FrameDecoder(this.maxChunk + CHUNK_HEADER)
+      link.on('data', (d: Buffer) => {
+        let ok = true
+        try {
+          ok = decoder.push(d, (type, body) => {
+            if (ok && !onFrame(type, body)) ok = false
+          })
+        } catch {
+          ok = false
+        }
+        if (!ok) {
+          decoder.reset()
+          corrupt()
+        }
+      })
+    }
+    const end = () => release()
     link.on('close', end)
     link.on('disconnect', end)
   }
 
-  private open(id: string, name: string, size: number): Active {
+  private async open(id: string, name: string, size: number): Promise<Active> {
     const part = join(this.dir, `.${name}.onbus-part`)
     const state = `${part}.json`
     let expected = 0
@@ -175,10 +254,23 @@ export class FileReceiver extends EventEmitter {
     } catch {
       // no state: a new transfer
     }
+    const hash = createHash('sha256')
+    if (expected > 0) {
+      // The digest covers the whole file: take in what was verified before.
+      await new Promise<void>((resolve, reject) => {
+        createReadStream(part, { start: 0, end: expected - 1, highWaterMark: 1 << 20 })
+          .on('data', (d) => hash.update(d))
+          .on('error', reject)
+          .on('end', () => resolve())
+      }).catch(() => {
+        expected = 0
+        hash.update(Buffer.alloc(0))
+      })
+    }
     const fd = openSync(part, expected > 0 ? 'r+' : 'w', 0o600)
     // Anything past the recorded offset was never verified and flushed: cut it.
     ftruncateSync(fd, expected)
-    const a: Active = { id, name, size, part, state, fd, expected, synced: expected }
+    const a: Active = { id, name, size, part, state, fd, expected, synced: expected, hash: expected > 0 ? hash : createHash('sha256') }
     if (expected === 0) this.checkpoint(a)
     return a
   }
@@ -204,7 +296,8 @@ export class FileReceiver extends EventEmitter {
     fdatasyncSync(a.fd)
     closeSync(a.fd)
     a.fd = -1
-    const got = await sha256File(a.part)
+    // Chunks were written in order, each once: the running digest is the file's.
+    const got = a.hash.digest()
     if (!got.equals(want)) {
       // Never presented as complete: the part and its state go.
       this.counters.digestMismatches++
@@ -240,19 +333,8 @@ export class FileReceiver extends EventEmitter {
   }
 }
 
-function writeAll(fd: number, data: Buffer, position: number): void {
+function writeAll(fd: number, data: Uint8Array, position: number): void {
   let o = 0
   while (o < data.length) o += writeSync(fd, data, o, data.length - o, position + o)
 }
-
-function sha256File(path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256')
-    createReadStream(path, { highWaterMark: 1 << 20 })
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest()))
-  })
-}
-
 

@@ -3,8 +3,8 @@
  *
  * The sender offers the file; the receiver answers with the offset it has
  * already written and verified (0 for a new file, more after an interrupted
- * attempt). Chunks carry their own SHA-256, so a corrupted chunk is refused
- * and sent again; the end carries the whole file's SHA-256, which the
+ * attempt). Chunks carry a CRC-32C, so a corrupted chunk is refused and
+ * sent again; the end carries the whole file's SHA-256, which the
  * receiver checks before the file appears under its name. A lost connection
  * (the link reconnects by itself) restarts from the receiver's last verified
  * offset.
@@ -15,7 +15,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { invalidArgValue, onbusError } from '../errors.js'
 import { validateInt, validateString } from '../util/validate.js'
-import { chunkHeader, controlFrame, endFrame, FrameDecoder, MAX_CONTROL, T_ACCEPT, T_ACK, T_DONE, T_NACK, T_OFFER, type TransferChannel } from './protocol.js'
+import { chunkHeader, controlFrame, crc32c, endFrame, FrameDecoder, MAX_CONTROL, T_ACCEPT, T_ACK, T_DONE, T_NACK, T_OFFER, type TransferChannel } from './protocol.js'
 
 /** `'progress'` payload. */
 export interface TransferProgress {
@@ -93,7 +93,7 @@ export class FileSender extends EventEmitter {
     private readonly link: TransferChannel,
     private readonly path: string,
     private readonly name: string,
-    private readonly chunk: number,
+    private chunk: number,
     private readonly window: number,
     signal?: AbortSignal,
   ) {
@@ -103,8 +103,9 @@ export class FileSender extends EventEmitter {
       this.reject = rej
     })
     this.done.catch(() => {})
-    const on = (ev: string, fn: (...a: never[]) => void) => {
-      link.on(ev as 'data', fn as unknown as (d: Buffer) => void)
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const on = (ev: string, fn: (...a: any[]) => void) => {
+      link.on(ev as 'data', fn)
       this.cleanup.push(() => link.off(ev, fn))
     }
     on('data', (d: Buffer) => this.onData(d))
@@ -147,6 +148,9 @@ export class FileSender extends EventEmitter {
   private interrupt(): void {
     this.gen++ // the running send loop stops at its next step
     this.ackWaiter?.()
+    // Chunks still queued for the lost connection must not open the next
+    // one: the receiver expects an offer first and says where to resume.
+    ;(this.link as { discardQueue?: () => number }).discardQueue?.()
   }
 
   private onData(d: Buffer): void {
@@ -155,7 +159,7 @@ export class FileSender extends EventEmitter {
   }
 
   private onFrame(type: number, body: Buffer): void {
-    let msg: { offset?: number; ok?: boolean; code?: string; message?: string; sha256?: string; reason?: string }
+    let msg: { offset?: number; ok?: boolean; code?: string; message?: string; sha256?: string; reason?: string; maxChunk?: number }
     try {
       msg = JSON.parse(body.toString())
     } catch {
@@ -165,6 +169,7 @@ export class FileSender extends EventEmitter {
     if (type === T_ACCEPT || type === T_NACK) {
       const offset = Math.min(Math.max(0, Math.floor(msg.offset ?? 0)), this.size)
       if (type === T_NACK) this.emit('refused', { offset, reason: msg.reason })
+      if (type === T_ACCEPT && typeof msg.maxChunk === 'number' && msg.maxChunk >= 1024) this.chunk = Math.min(this.chunk, msg.maxChunk)
       this.acked = offset
       void this.sendFrom(offset, ++this.gen)
     } else if (type === T_ACK) {
@@ -221,11 +226,21 @@ export class FileSender extends EventEmitter {
         if (bytesRead !== n) throw onbusError('ERR_ONBUS_TRANSFER_FILE_CHANGED', `${this.path} changed while being sent`)
         if (gen !== this.gen || this.finished) return
         hash.update(buffer)
-        const digest = createHash('sha256').update(buffer).digest()
-        const ok1 = this.link.write(chunkHeader(this.sent, digest, n))
-        const ok2 = this.link.write(buffer)
+        // Header and data go out together: a write can fail (and the link
+        // start reconnecting) in between, and a header without its data would
+        // open the next connection misaligned.
+        const header = chunkHeader(this.sent, crc32c(buffer), n)
+        const link = this.link as TransferChannel & { writev?: (c: Uint8Array[]) => boolean }
+        let ok: boolean
+        if (link.writev) ok = link.writev([header, buffer])
+        else {
+          ok = link.write(header)
+          if (gen !== this.gen) return
+          ok = link.write(buffer) && ok
+        }
+        if (gen !== this.gen) return
         this.sent += n
-        if (!(ok1 && ok2)) await this.drained(gen)
+        if (!ok) await this.drained(gen)
       }
       if (gen !== this.gen || this.finished) return
       this.link.write(endFrame(hash.digest()))

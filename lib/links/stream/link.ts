@@ -41,6 +41,8 @@ export interface StreamLinkOptions {
   signal?: AbortSignal
   /** Bound of the async iterator's queue; beyond it the oldest record is dropped and counted. Default 4096. */
   iteratorHighWaterMark?: number
+  /** Spin the I/O thread this many microseconds before it sleeps (latency-bound links; costs a core while spinning). */
+  busyPollUs?: number
 }
 
 /** Options of client links that dial (TCP, Unix, serial). */
@@ -171,6 +173,9 @@ export class StreamLink extends EventEmitter {
   private readonly backoff: Backoff | null
   private readonly connectTimeout: number
   private readonly framer: FramerFactory
+  /** The framing this link was created with. */
+  readonly framing: FramingOptions
+  private readonly busyPollUs: number
   private readonly maxFrame: number
   private readonly timestamps: boolean
   private readonly ring: ArrayBuffer
@@ -218,6 +223,8 @@ export class StreamLink extends EventEmitter {
     this.backoff = endpoint ? parseReconnect(opts.reconnect) : null
     this.connectTimeout = opts.connectTimeout ?? 10_000
     this.framer = framerFactory(opts.framing)
+    this.framing = opts.framing ?? 'raw'
+    this.busyPollUs = opts.busyPollUs ?? 0
     this.maxFrame = opts.maxFrameSize ?? 65536
     this.timestamps = opts.timestamps ?? true
     this.hwm = opts.highWaterMark ?? 65536
@@ -286,6 +293,7 @@ export class StreamLink extends EventEmitter {
     if (this.timestamps && this.kind !== StreamKind.Tty) sock.setOption('timestamping', 1)
     for (const [name, v] of this.sockOptions) sock.setOption(name, v)
     this.check(sock.startReceive(this.ring, this.meta, this.metaCap, this.maxFrame, MIN_READ), 'startReceive')
+    if (this.busyPollUs > 0) sock.setBusyPoll(this.busyPollUs)
   }
 
   private check(r: number, syscall: string): void {
@@ -563,10 +571,12 @@ export class StreamLink extends EventEmitter {
       return this.queued < this.hwm
     }
     this.cork()
-    let ok = true
-    for (let i = 0; i < chunks.length; i++) ok = this.write(chunks[i], i === chunks.length - 1 ? cb : undefined)
+    for (let i = 0; i < chunks.length; i++) this.write(chunks[i], i === chunks.length - 1 ? cb : undefined)
     this.uncork()
-    return ok && this.queued < this.hwm
+    // Judged after the gathered write: if it all went, 'drain' already fired.
+    const ok = this.queued < this.hwm
+    if (ok && this.queued === 0) this.needDrain = false
+    return ok
   }
 
   /** Holds writes in the queue until `uncork()`, which sends them gathered. */
@@ -641,6 +651,19 @@ export class StreamLink extends EventEmitter {
       this.qcbs = this.qcbs.slice(this.qhead)
       this.qhead = 0
     }
+  }
+
+  /**
+   * Drops every write not yet handed to the kernel (their callbacks get
+   * `ERR_ONBUS_WRITE_DISCARDED`) and returns how many bytes that was. For
+   * protocols that resume by themselves after a reconnection (verified
+   * transfers): by default writes made before a connection was lost are sent
+   * on the next one.
+   */
+  discardQueue(): number {
+    const n = this.queued
+    this.failQueued(onbusError('ERR_ONBUS_WRITE_DISCARDED', 'The write was discarded before it reached the kernel'))
+    return n
   }
 
   private failQueued(err: Error): void {
@@ -900,6 +923,7 @@ export function validateStreamOptions(opts: ClientLinkOptions): void {
   if (opts.highWaterMark !== undefined) validateInt(opts.highWaterMark, 'options.highWaterMark', 0, 2 ** 31 - 1)
   if (opts.iteratorHighWaterMark !== undefined) validateInt(opts.iteratorHighWaterMark, 'options.iteratorHighWaterMark', 1, 1 << 24)
   if (opts.connectTimeout !== undefined) validateInt(opts.connectTimeout, 'options.connectTimeout', 1, 2 ** 31 - 1)
+  if (opts.busyPollUs !== undefined) validateInt(opts.busyPollUs, 'options.busyPollUs', 0, 1_000_000)
   if (opts.timestamps !== undefined) validateBool(opts.timestamps, 'options.timestamps')
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', opts.signal)
   framerFactory(opts.framing)
