@@ -4,7 +4,8 @@
 //   - any dependency on libstdc++ (GLIBCXX_, CXXABI_, libstdc++.so.6 NEEDED):
 //     prebuilds link it statically;
 //   - any libgcc_s version above GCC_7.0.0 (every supported system's is newer);
-//   - an ELF machine that does not match its prebuilds/<platform>-<arch>/ folder.
+//   - an ELF machine that does not match its prebuilds/<platform>-<arch>/ folder;
+//   - on 32-bit ARM, anything beyond ARMv7-A / VFPv3-D16 / hard-float.
 //
 //   node scripts/check-glibc.mjs                 every prebuilds/*/*.node
 //   node scripts/check-glibc.mjs a.node b.node   these files
@@ -41,6 +42,16 @@ export function checkFile(file) {
   const arch = MACHINES[b.readUInt16LE(18)] ?? `machine ${b.readUInt16LE(18)}`
   const folder = basename(dirname(file))
   if (folder.startsWith('linux-') && folder !== `linux-${arch}`) problems.push(`ELF is ${arch} but sits in ${folder}/`)
+
+  if (arch === 'arm') {
+    // The armv7 prebuild must not need more than Node's linux-armv7l baseline:
+    // ARMv7-A, VFPv3-D16, hard-float calling convention.
+    const attrs = readelf(['-A'], file)
+    const tag = (name) => new RegExp(`${name}: (.*)`).exec(attrs)?.[1]?.trim() ?? '(none)'
+    if (tag('Tag_CPU_arch') !== 'v7') problems.push(`Tag_CPU_arch ${tag('Tag_CPU_arch')}, expected v7`)
+    if (!/^VFPv3-D16$|^VFPv2$/.test(tag('Tag_FP_arch'))) problems.push(`Tag_FP_arch ${tag('Tag_FP_arch')}, expected VFPv3-D16`)
+    if (tag('Tag_ABI_VFP_args') !== 'VFP registers') problems.push(`not hard-float (Tag_ABI_VFP_args ${tag('Tag_ABI_VFP_args')})`)
+  }
 
   const needed = [...readelf(['-d'], file).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1])
   if (needed.some((n) => n.startsWith('libstdc++'))) problems.push('links libstdc++.so dynamically')

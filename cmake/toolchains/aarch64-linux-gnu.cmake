@@ -12,6 +12,11 @@ set(CMAKE_CXX_COMPILER ${ONBUS_CROSS_TRIPLE}-g++)
 # Baseline ARMv8.0-A: every 64-bit board (Pi 3/4/5, Jetson, i.MX8, RK3399/3588).
 set(CMAKE_C_FLAGS_INIT "-march=armv8-a")
 set(CMAKE_CXX_FLAGS_INIT "-march=armv8-a")
+# cmake-js passes -DCMAKE_CXX_FLAGS=..., which replaces CMAKE_CXX_FLAGS_INIT: the
+# per-configuration flags carry the baseline too (CMake appends -O3 -DNDEBUG).
+foreach(config RELEASE DEBUG RELWITHDEBINFO MINSIZEREL)
+  set(CMAKE_CXX_FLAGS_${config}_INIT "-march=armv8-a")
+endforeach()
 
 # Debian installs the target's headers and libraries under /usr/<triple>.
 set(CMAKE_FIND_ROOT_PATH /usr/${ONBUS_CROSS_TRIPLE})
