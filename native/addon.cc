@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "ipc_socket.h"
 #include "stream_server.h"
 #include "stream_socket.h"
 #include "udp_socket.h"
@@ -17,6 +18,7 @@ OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("UdpSocket", UdpSocket::Init(env)),
                            InstanceValue("StreamSocket", StreamSocket::Init(env)),
                            InstanceValue("StreamServer", StreamServer::Init(env)),
+                           InstanceValue("IpcSocket", IpcSocket::Init(env)),
                        });
 }
 
