@@ -26,7 +26,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, existsSync, openSync, writeSync, closeSync } from 'node:fs'
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, existsSync, openSync, writeSync, closeSync, fsyncSync } from 'node:fs'
 import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -233,12 +233,17 @@ async function benchSerial(rtts: number): Promise<void> {
     return lat.sort((a, b) => a - b)
   }
   const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]
-  const link = createSerialLink({ path, baudRate: 115200, reconnect: false })
-  await once(link, 'connect')
-  const o = await measure((b) => link.write(b), (fn) => link.on('data', (d: Buffer) => fn(d.length)))
-  link.close()
-  await once(link, 'close')
-  await new Promise((r) => setTimeout(r, 100))
+  const onbusRtt = async (busyPollUs: number) => {
+    const link = createSerialLink({ path, baudRate: 115200, reconnect: false, busyPollUs })
+    await once(link, 'connect')
+    const r = await measure((b) => link.write(b), (fn) => link.on('data', (d: Buffer) => fn(d.length)))
+    link.close()
+    await once(link, 'close')
+    await new Promise((res) => setTimeout(res, 100))
+    return r
+  }
+  const o = await onbusRtt(0)
+  const ob = await onbusRtt(200)
   const sp = new SerialPort!({ path, baudRate: 115200 })
   await once(sp, 'open')
   const s = await measure((b) => sp.write(b), (fn) => sp.on('data', (d: Buffer) => fn(d.length)))
@@ -248,8 +253,10 @@ async function benchSerial(rtts: number): Promise<void> {
   for (const [p, name] of [
     [0.5, 'p50'],
     [0.99, 'p99'],
-  ] as const)
+  ] as const) {
     emit({ name: `serial.pty.rtt.${name}`, value: round(pct(o, p)), unit: 'us', baseline: round(pct(s, p)), ratio: round(pct(o, p) / pct(s, p)), note: 'baseline: serialport alone; echo via socat+cat' })
+    emit({ name: `serial.pty.rtt_busypoll.${name}`, value: round(pct(ob, p)), unit: 'us', baseline: round(pct(s, p)), ratio: round(pct(ob, p) / pct(s, p)), note: 'onbus with busyPollUs: 200' })
+  }
 }
 
 async function benchTransfer(gib: number): Promise<void> {
@@ -260,13 +267,18 @@ async function benchTransfer(gib: number): Promise<void> {
   const block = Buffer.alloc(16 << 20)
   for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i)
   for (let o = 0; o < size; o += block.length) writeSync(fd, block, 0, Math.min(block.length, size - o))
+  // On disk before measuring: otherwise whichever variant runs first pays
+  // for writing back the source file (dirty-page throttling).
+  fsyncSync(fd)
   closeSync(fd)
+  const settle = () => spawnSync('sync')
   const results: Record<string, { gbps: number; cpu: number }> = {}
+  settle()
   {
     const out = join(dir, 'onbus')
     spawnSync('mkdir', ['-p', out])
     const rx = new FileReceiver({ dir: out })
-    const srv = createTcpServer({ port: 0, rxBufferSize: 4 << 20, framing: 'raw' }, (l) => rx.attach(l))
+    const srv = createTcpServer({ port: 0, ...rx.linkOptions() }, (l) => rx.attach(l))
     const link = createTcpLink({ port: srv.port, highWaterMark: 8 << 20 })
     const t0 = performance.now()
     const c0 = cpuMs()
@@ -277,6 +289,7 @@ async function benchTransfer(gib: number): Promise<void> {
     srv.close()
     rmSync(out, { recursive: true, force: true })
   }
+  settle()
   {
     const out = join(dir, 'net.bin')
     const t0 = performance.now()
