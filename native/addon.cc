@@ -7,6 +7,7 @@
 #include "stream_server.h"
 #include "stream_socket.h"
 #include "udp_socket.h"
+#include "util/clock.h"
 
 namespace onbus {
 
@@ -42,19 +43,15 @@ static clockid_t ClockOf(int domain) {
 
 // clockNs(domain) -> bigint nanoseconds. 0 realtime, 1 monotonic, 2 raw, 3 TAI.
 Napi::Value OnbusAddon::ClockNs(const Napi::CallbackInfo& info) {
-  timespec ts;
-  clock_gettime(ClockOf(info[0].As<Napi::Number>().Int32Value()), &ts);
-  int64_t ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-  return Napi::BigInt::New(info.Env(), ns);
+  return Napi::BigInt::New(info.Env(), onbus::ClockNs(ClockOf(info[0].As<Napi::Number>().Int32Value())));
 }
 
 // clockPair(domain, out: Float64Array) -> writes [sec, nsec] with no allocation.
 Napi::Value OnbusAddon::ClockPair(const Napi::CallbackInfo& info) {
-  timespec ts;
-  clock_gettime(ClockOf(info[0].As<Napi::Number>().Int32Value()), &ts);
+  Time64 t = ClockGet(ClockOf(info[0].As<Napi::Number>().Int32Value()));
   double* o = info[1].As<Napi::Float64Array>().Data();
-  o[0] = static_cast<double>(ts.tv_sec);
-  o[1] = static_cast<double>(ts.tv_nsec);
+  o[0] = static_cast<double>(t.sec);
+  o[1] = static_cast<double>(t.nsec);
   return info.Env().Undefined();
 }
 

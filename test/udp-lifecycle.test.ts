@@ -286,8 +286,9 @@ describe('Symbol.asyncDispose', () => {
 
 describe('ref()/unref() and process exit (child process)', () => {
   // "Stays alive" is shown by our having to kill the child; the window is
-  // long enough for an idle node to have exited many times over.
-  const STAY_MS = 1500
+  // long enough for an idle node to have exited many times over (an emulated
+  // node needs ~2 s just to start, so the window grows under qemu-user).
+  const STAY_MS = process.env.ONBUS_EMULATOR ? 10_000 : 1500
 
   it('a referenced link keeps the process alive (control)', async () => {
     const r = await runFixture('udp-exit.mjs', ['ref'], { timeoutMs: STAY_MS })

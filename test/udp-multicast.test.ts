@@ -1,5 +1,6 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { createUdpLink, type UdpLink } from '../lib/index.js'
+import { skipUnderEmulator } from './helpers/emulator.js'
 
 const links: UdpLink[] = []
 afterEach(() => {
@@ -20,7 +21,7 @@ function collect(l: UdpLink): string[] {
 }
 
 describe('multicast on lo', () => {
-  it('join on a named interface receives the group; leave stops it', async () => {
+  it.skipIf(skipUnderEmulator('multicast'))('join on a named interface receives the group; leave stops it', async () => {
     const rx = link({ address: '0.0.0.0' })
     rx.addMembership('239.10.20.30', 'lo')
     const got = collect(rx)
@@ -35,7 +36,7 @@ describe('multicast on lo', () => {
     expect(got).toEqual(['one@127.0.0.1'])
   })
 
-  it('two links sharing a port with reuseAddr both receive the group', async () => {
+  it.skipIf(skipUnderEmulator('multicast'))('two links sharing a port with reuseAddr both receive the group', async () => {
     const a = link({ address: '0.0.0.0', reuseAddr: true })
     const port = a.address().port
     const b = link({ address: '0.0.0.0', port, reuseAddr: true })
@@ -50,14 +51,14 @@ describe('multicast on lo', () => {
     expect(gb).toEqual(['both@127.0.0.1'])
   })
 
-  it('multicastLoopback is set and read back (on lo the "wire" copy still arrives, so delivery is not the check)', () => {
+  it.skipIf(skipUnderEmulator('multicast'))('multicastLoopback is set and read back (on lo the "wire" copy still arrives, so delivery is not the check)', () => {
     const tx = link({ multicastInterface: 'lo', multicastLoopback: false })
     expect(tx.get('multicastLoop')).toBe(0)
     tx.setMulticastLoopback(true)
     expect(tx.get('multicastLoop')).toBe(1)
   })
 
-  it('source-specific join admits only the named source', async () => {
+  it.skipIf(skipUnderEmulator('multicast'))('source-specific join admits only the named source', async () => {
     const rx = link({ address: '0.0.0.0' })
     rx.addSourceSpecificMembership('127.0.0.1', '232.1.2.3', 'lo')
     const got = collect(rx)

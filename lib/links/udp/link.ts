@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { isIP } from 'node:net'
+import { constants as osConstants } from 'node:os'
 import { native, NativeEvent, type NativeUdpSocket } from '../../../bindings/index.js'
 import { errnoException, invalidArgType, invalidArgValue, notRunning, outOfRange, type OnbusSystemError } from '../../errors.js'
 import { nextPow2, validateBool, validateFunction, validateInt, validatePort, validateString } from '../../util/validate.js'
@@ -15,7 +16,8 @@ import { UdpBatch } from './batch.js'
 import { attachLink, type Attachment, type AttachOptions } from '../../bus/link.js'
 import type { Topic } from '../../bus/topic.js'
 
-const EAGAIN = 11
+const EAGAIN = osConstants.errno.EAGAIN
+const ENOPROTOOPT = -osConstants.errno.ENOPROTOOPT
 const NS = 1_000_000_000n
 const DEFAULT_RCVBUF = 4 << 20
 
@@ -149,6 +151,12 @@ export class UdpLink extends EventEmitter {
   private onbusDrops = 0
   private readonly iterHwm: number
   private abortCleanup: (() => void) | undefined
+  /**
+   * Kernel features this link got: receive/transmit timestamps and the
+   * SO_RXQ_OVFL drop counter. A kernel (or emulator) without one still opens
+   * the link; the feature is then absent, not faked.
+   */
+  readonly capabilities = { rxTimestamps: false, txTimestamps: false, kernelDropCounter: false }
   /** Messages handed to the kernel so far: the id the next transmit timestamp will carry. */
   txCount = 0
 
@@ -177,9 +185,16 @@ export class UdpLink extends EventEmitter {
       // which a burst outruns whenever the I/O thread is descheduled.
       this.check(sock.setOption('rcvBuf', opts.rcvBuf ?? DEFAULT_RCVBUF), 'setsockopt')
       if (opts.sndBuf !== undefined) this.check(sock.setOption('sndBuf', opts.sndBuf), 'setsockopt')
-      this.check(sock.setOption('rxqOvfl', 1), 'setsockopt')
+      // Both are kernel features a link can live without (an old kernel, or
+      // qemu-user, which implements neither): say so in `capabilities`
+      // instead of refusing to open.
+      this.capabilities.kernelDropCounter = this.optional(sock.setOption('rxqOvfl', 1))
       const ts = (opts.timestamps ?? true ? 1 : 0) | (opts.txTimestamps ? 2 : 0)
-      if (ts) this.check(sock.setOption('timestamping', ts), 'setsockopt')
+      if (ts) {
+        const ok = this.optional(sock.setOption('timestamping', ts))
+        this.capabilities.rxTimestamps = ok && (ts & 1) !== 0
+        this.capabilities.txTimestamps = ok && (ts & 2) !== 0
+      }
       if (opts.device !== undefined) this.check(sock.bindDevice(opts.device), 'setsockopt', opts.device)
       this.check(sock.bind(address, port), 'bind', address, port)
       setBool('broadcast', opts.broadcast)
@@ -219,6 +234,13 @@ export class UdpLink extends EventEmitter {
         this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
       }
     }
+  }
+
+  /** True if set; false if the kernel lacks the option (ENOPROTOOPT); throws otherwise. */
+  private optional(r: number): boolean {
+    if (r === ENOPROTOOPT) return false
+    this.check(r, 'setsockopt')
+    return true
   }
 
   private check(r: number, syscall: string, address?: string, port?: number): void {
