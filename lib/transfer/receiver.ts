@@ -10,12 +10,18 @@
  * offset; a chunk whose CRC-32C does not match is refused and sent again; a
  * corrupt stream (a frame that cannot be) ends the connection, and the sender
  * resumes after reconnecting.
+ *
+ * Chunks are checked and hashed on the JavaScript thread straight from the
+ * link's receive ring, then written by libuv's thread pool (in order, one
+ * chain per file) so that disk writes overlap with the network; a chunk is
+ * acknowledged once written, which bounds what waits in memory by the
+ * sender's window.
  */
 import { EventEmitter } from 'node:events'
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync, createReadStream } from 'node:fs'
+import { createReadStream, readFileSync } from 'node:fs'
+import { open as openFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-
 import { validateInt, validateString } from '../util/validate.js'
 import { StreamLink } from '../links/stream/link.js'
 import type { FramingOptions } from '../links/stream/framing.js'
@@ -36,7 +42,7 @@ export interface ReceiverOptions {
 export interface ReceiverStats {
   files: number
   bytes: number
-  /** Chunks whose SHA-256 did not match (refused, sent again). */
+  /** Chunks whose CRC-32C did not match (refused, sent again). */
   badChunks: number
   /** Connections ended because their stream was corrupt. */
   corruptStreams: number
@@ -51,11 +57,23 @@ interface Active {
   size: number
   part: string
   state: string
-  fd: number
+  fh: FileHandle
+  /** Bytes received, checked and hashed (written once `chain` settles). */
   expected: number
+  /** Bytes written to the file (in order: the chain has completed them). */
+  written: number
+  /** Bytes flushed and recorded in the state file. */
   synced: number
   /** SHA-256 of bytes [0, expected). */
   hash: Hash
+  /** Writes and checkpoints, in order. */
+  chain: Promise<void>
+  failed: Error | null
+  closed: boolean
+  /** Settles when the file is closed (checkpointed or completed). */
+  final: Promise<void> | null
+  /** Makes its connection let go of the file; resolves when it did. */
+  release: () => Promise<void>
 }
 
 /**
@@ -64,7 +82,7 @@ interface Active {
  * `'refused'` ({ name, code, message }).
  * @example
  * const rx = new FileReceiver({ dir: '/data/incoming' })
- * server.on('connection', (link) => rx.attach(link))
+ * createTcpServer({ port: 9000, ...rx.linkOptions() }, (link) => rx.attach(link))
  */
 export class FileReceiver extends EventEmitter {
   private readonly dir: string
@@ -72,8 +90,14 @@ export class FileReceiver extends EventEmitter {
   private readonly syncEvery: number
   private readonly maxSize: number
   private readonly counters: ReceiverStats = { files: 0, bytes: 0, badChunks: 0, corruptStreams: 0, digestMismatches: 0, resumes: 0 }
-  /** The connection writing each name now: a newer offer for it takes over (the old connection may not know yet that it is dead). */
-  private readonly holders = new Map<string, () => void>()
+  /**
+   * The file each name is being written through, until it is closed: a newer
+   * offer for the name takes over only after the older connection (which may
+   * not know yet that it is dead) has flushed, recorded and closed it.
+   */
+  private readonly files = new Map<string, Active>()
+  /** The latest claim on each name (a newer offer wins over one still opening). */
+  private readonly claims = new Map<string, object>()
 
   constructor(opts: ReceiverOptions) {
     super()
@@ -93,8 +117,6 @@ export class FileReceiver extends EventEmitter {
    * to this receiver: native framing, so that chunks are read straight from
    * the receive ring. Other links (TLS command links) work too, framed in
    * JavaScript.
-   * @example
-   * createTcpServer({ port: 9000, ...rx.linkOptions() }, (link) => rx.attach(link))
    */
   linkOptions(): { framing: FramingOptions; maxFrameSize: number } {
     return { framing: TRANSFER_FRAMING, maxFrameSize: this.maxChunk + CHUNK_HEADER }
@@ -103,31 +125,20 @@ export class FileReceiver extends EventEmitter {
   /** Serves one link (an accepted connection). */
   attach(link: TransferChannel): void {
     let active: Active | null = null
-    let opening = false
-    const send = (type: number, body: object) => link.write(controlFrame(type, body))
-    const closeActive = () => {
-      if (active && active.fd >= 0) {
-        try {
-          closeSync(active.fd)
-        } catch {
-          // already closed
-        }
-        active.fd = -1
-      }
-      if (active && this.holders.get(active.name) === release) this.holders.delete(active.name)
-      active = null
-    }
-    // Called when another connection offers the same file: record how far
-    // this one got, then let go of it.
-    const release = () => {
-      if (active) this.checkpoint(active)
-      closeActive()
+    let dead = false
+    const send = (type: number, body: object) => {
+      if (link.state === 'connected') link.write(controlFrame(type, body))
     }
     const refuse = (code: string, message: string, name?: string) => {
       send(T_DONE, { ok: false, code, message })
       this.emit('refused', { name, code, message })
     }
-    let dead = false
+    // Lets go of the file: what was written is flushed and recorded first.
+    const release = (): Promise<void> => {
+      const a = active
+      active = null
+      return a ? a.release() : Promise.resolve()
+    }
     const corrupt = () => {
       // A frame that cannot be (a flipped length byte): nothing after it can
       // be trusted. End the connection; the sender resumes from the last
@@ -135,15 +146,14 @@ export class FileReceiver extends EventEmitter {
       if (dead) return
       dead = true
       this.counters.corruptStreams++
-      if (active) this.checkpoint(active)
-      closeActive()
+      void release()
       link.close()
     }
     // `body` may be a view into the link's receive ring: used, never kept.
     const onFrame = (type: number, body: Uint8Array): boolean => {
       if (type === T_CHUNK) {
-        const a = active
         if (body.length < 12) return false
+        const a = active
         if (!a) return true // no transfer open on this connection: ignored
         const dv = new DataView(body.buffer, body.byteOffset, 12)
         const offset = Number(dv.getBigUint64(0))
@@ -157,62 +167,76 @@ export class FileReceiver extends EventEmitter {
           send(T_NACK, { offset: a.expected, reason: 'chunk CRC-32C mismatch' })
           return true
         }
-        writeAll(a.fd, data, offset)
         a.hash.update(data)
         a.expected += data.length
         this.counters.bytes += data.length
-        if (a.expected - a.synced >= this.syncEvery) this.checkpoint(a)
-        send(T_ACK, { offset: a.expected })
-        this.emit('progress', { name: a.name, bytes: a.expected, total: a.size })
+        const copy = Buffer.allocUnsafe(data.length)
+        copy.set(data)
+        const end = a.expected
+        a.chain = a.chain.then(async () => {
+          if (a.failed || a.closed) return
+          await writeAll(a.fh, copy, offset)
+          a.written = end
+          if (end - a.synced >= this.syncEvery) await this.checkpoint(a)
+          send(T_ACK, { offset: end })
+          this.emit('progress', { name: a.name, bytes: end, total: a.size })
+        }).catch((err: Error) => {
+          // A disk error (ENOSPC, EIO): the file cannot be completed here.
+          if (!a.failed) refuse('ERR_ONBUS_TRANSFER_FAILED', `Writing ${a.name} failed: ${err.message}`, a.name)
+          a.failed ??= err
+        })
         return true
       }
       if (type === T_OFFER) {
-        closeActive()
         let m: { id: string; name: string; size: number }
         try {
           m = JSON.parse(Buffer.from(body).toString())
         } catch {
           return false
         }
+        void release()
         if (typeof m.id !== 'string' || typeof m.name !== 'string' || !/^[^/\0]+$/.test(m.name) || m.name === '.' || m.name === '..' || typeof m.size !== 'number' || m.size < 0 || m.size > this.maxSize) {
           refuse('ERR_ONBUS_TRANSFER_REFUSED', 'Bad file name or size', m.name)
           return true
         }
-        opening = true
-        const previous = this.holders.get(m.name)
-        if (previous) previous()
-        this.holders.set(m.name, release)
-        this.open(m.id, m.name, m.size).then(
-          (a) => {
-            opening = false
-            if (link.state === 'closed' || this.holders.get(m.name) !== release) {
-              closeSync(a.fd)
-              return
-            }
-            active = a
-            if (a.expected > 0) this.counters.resumes++
-            send(T_ACCEPT, { id: m.id, offset: a.expected, maxChunk: this.maxChunk })
-          },
-          (err: Error) => {
-            opening = false
-            refuse('ERR_ONBUS_TRANSFER_FAILED', err.message, m.name)
-          },
-        )
+        const claim = {}
+        this.claims.set(m.name, claim)
+        void (async () => {
+          const prev = this.files.get(m.name)
+          if (prev) await prev.release()
+          if (this.claims.get(m.name) !== claim || link.state === 'closed') return
+          const a = await this.open(m.id, m.name, m.size)
+          if (this.claims.get(m.name) !== claim || link.state === 'closed') {
+            await a.fh.close().catch(() => {})
+            return
+          }
+          a.release = () => {
+            if (active === a) active = null
+            a.final ??= this.finishWith(a, () => this.checkpoint(a))
+            return a.final
+          }
+          this.files.set(m.name, a)
+          active = a
+          if (a.expected > 0) this.counters.resumes++
+          send(T_ACCEPT, { id: m.id, offset: a.expected, maxChunk: this.maxChunk })
+        })().catch((err: Error) => refuse('ERR_ONBUS_TRANSFER_FAILED', err.message, m.name))
         return true
       }
       if (type === T_END) {
+        if (body.length < 32) return false
         const a = active
-        if (!a || body.length < 32) return a !== null
+        if (!a) return true
         active = null
-        if (this.holders.get(a.name) === release) this.holders.delete(a.name)
-        void this.complete(a, Buffer.from(body.subarray(0, 32)), link).catch((err) => refuse('ERR_ONBUS_TRANSFER_FAILED', (err as Error).message, a.name))
+        const want = Buffer.from(body.subarray(0, 32))
+        a.final ??= this.finishWith(a, () => this.complete(a, want, send))
+        a.final.catch((err) => refuse('ERR_ONBUS_TRANSFER_FAILED', (err as Error).message, a.name))
         return true
       }
       return false // no other frame comes from a sender
     }
     if (link instanceof StreamLink && isTransferFraming(link.framing)) {
       link.onBatch((b) => {
-        for (let i = 0; i < b.length && link.state !== 'closed'; i++) {
+        for (let i = 0; i < b.length && !dead; i++) {
           const off = b.offset(i)
           const len = b.len(i)
           if (len < 5 || !onFrame(b.data[off + 4], b.data.subarray(off + 5, off + len))) {
@@ -225,6 +249,7 @@ export class FileReceiver extends EventEmitter {
     } else {
       const decoder = new FrameDecoder(this.maxChunk + CHUNK_HEADER)
       link.on('data', (d: Buffer) => {
+        if (dead) return
         let ok = true
         try {
           ok = decoder.push(d, (type, body) => {
@@ -239,9 +264,20 @@ export class FileReceiver extends EventEmitter {
         }
       })
     }
-    const end = () => release()
+    const end = () => void release()
     link.on('close', end)
     link.on('disconnect', end)
+  }
+
+  /** Runs `last` after the file's pending writes, then closes it. */
+  private finishWith(a: Active, last: () => Promise<void>): Promise<void> {
+    const done = a.chain.then(last).finally(async () => {
+      a.closed = true
+      await a.fh.close().catch(() => {})
+      if (this.files.get(a.name) === a) this.files.delete(a.name)
+    })
+    a.chain = done.catch(() => {})
+    return done
   }
 
   private async open(id: string, name: string, size: number): Promise<Active> {
@@ -254,87 +290,85 @@ export class FileReceiver extends EventEmitter {
     } catch {
       // no state: a new transfer
     }
-    const hash = createHash('sha256')
+    let hash = createHash('sha256')
     if (expected > 0) {
       // The digest covers the whole file: take in what was verified before.
-      await new Promise<void>((resolve, reject) => {
-        createReadStream(part, { start: 0, end: expected - 1, highWaterMark: 1 << 20 })
-          .on('data', (d) => hash.update(d))
-          .on('error', reject)
-          .on('end', () => resolve())
-      }).catch(() => {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          createReadStream(part, { start: 0, end: expected - 1, highWaterMark: 1 << 20 })
+            .on('data', (d) => hash.update(d))
+            .on('error', reject)
+            .on('end', () => resolve())
+        })
+      } catch {
         expected = 0
-        hash.update(Buffer.alloc(0))
-      })
+        hash = createHash('sha256')
+      }
     }
-    const fd = openSync(part, expected > 0 ? 'r+' : 'w', 0o600)
+    const fh = await openFile(part, expected > 0 ? 'r+' : 'w', 0o600)
     // Anything past the recorded offset was never verified and flushed: cut it.
-    ftruncateSync(fd, expected)
-    const a: Active = { id, name, size, part, state, fd, expected, synced: expected, hash: expected > 0 ? hash : createHash('sha256') }
-    if (expected === 0) this.checkpoint(a)
+    await fh.truncate(expected)
+    const a: Active = { id, name, size, part, state, fh, expected, written: expected, synced: expected, hash, chain: Promise.resolve(), failed: null, closed: false, final: null, release: () => Promise.resolve() }
+    if (expected === 0) await this.checkpoint(a)
     return a
   }
 
-  /** Flushes data, then records the offset (data first, so the record never runs ahead). */
-  private checkpoint(a: Active): void {
-    if (a.fd < 0) return
-    fdatasyncSync(a.fd)
-    const tmp = `${a.state}.tmp`
-    writeFileSync(tmp, JSON.stringify({ id: a.id, name: a.name, size: a.size, offset: a.expected }))
-    renameSync(tmp, a.state)
-    a.synced = a.expected
+  /**
+   * Flushes what was written, then records that offset (data first, so the
+   * record never runs ahead of the disk). Runs on the file's chain, after the
+   * writes queued before it.
+   */
+  private async checkpoint(a: Active): Promise<void> {
+    if (a.closed || a.failed) return
+    const upto = a.written
+    if (upto !== a.synced || upto === 0) {
+      await a.fh.datasync()
+      const tmp = `${a.state}.tmp`
+      await writeFile(tmp, JSON.stringify({ id: a.id, name: a.name, size: a.size, offset: upto }))
+      await rename(tmp, a.state)
+      a.synced = upto
+    }
   }
 
-  private async complete(a: Active, want: Buffer, link: TransferChannel): Promise<void> {
-    const send = (body: object) => link.write(controlFrame(T_DONE, body))
-    if (a.expected !== a.size) {
-      this.checkpoint(a)
-      closeSync(a.fd)
-      send({ ok: false, code: 'ERR_ONBUS_TRANSFER_INCOMPLETE', message: `${a.expected} of ${a.size} bytes received` })
+  private async complete(a: Active, want: Buffer, send: (type: number, body: object) => void): Promise<void> {
+    if (a.failed) throw a.failed
+    if (a.written !== a.size) {
+      await this.checkpoint(a)
+      send(T_DONE, { ok: false, code: 'ERR_ONBUS_TRANSFER_INCOMPLETE', message: `${a.written} of ${a.size} bytes received` })
       return
     }
-    fdatasyncSync(a.fd)
-    closeSync(a.fd)
-    a.fd = -1
+    await a.fh.datasync()
     // Chunks were written in order, each once: the running digest is the file's.
     const got = a.hash.digest()
     if (!got.equals(want)) {
       // Never presented as complete: the part and its state go.
       this.counters.digestMismatches++
-      for (const p of [a.part, a.state]) {
-        try {
-          unlinkSync(p)
-        } catch {
-          // gone
-        }
-      }
+      await Promise.all([unlink(a.part).catch(() => {}), unlink(a.state).catch(() => {})])
       const message = `SHA-256 of ${a.name} is ${got.toString('hex')}, the sender's is ${want.toString('hex')}: discarded`
-      send({ ok: false, code: 'ERR_ONBUS_TRANSFER_DIGEST_MISMATCH', message })
+      send(T_DONE, { ok: false, code: 'ERR_ONBUS_TRANSFER_DIGEST_MISMATCH', message })
       this.emit('refused', { name: a.name, code: 'ERR_ONBUS_TRANSFER_DIGEST_MISMATCH', message })
       return
     }
     const dest = join(this.dir, a.name)
-    renameSync(a.part, dest)
-    const dfd = openSync(this.dir, 'r')
+    await rename(a.part, dest)
+    const dh = await openFile(this.dir, 'r')
     try {
-      fsyncSync(dfd)
+      await dh.sync()
     } finally {
-      closeSync(dfd)
+      await dh.close()
     }
-    try {
-      unlinkSync(a.state)
-    } catch {
-      // gone
-    }
+    await unlink(a.state).catch(() => {})
     this.counters.files++
     const sha256 = got.toString('hex')
-    send({ ok: true, size: a.size, sha256 })
+    send(T_DONE, { ok: true, size: a.size, sha256 })
     this.emit('file', { name: a.name, path: dest, size: a.size, sha256 })
   }
 }
 
-function writeAll(fd: number, data: Uint8Array, position: number): void {
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
   let o = 0
-  while (o < data.length) o += writeSync(fd, data, o, data.length - o, position + o)
+  while (o < data.length) {
+    const { bytesWritten } = await fh.write(data, o, data.length - o, position + o)
+    o += bytesWritten
+  }
 }
-
