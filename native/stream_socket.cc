@@ -332,6 +332,17 @@ struct StreamRx : IoSource {
       if (MetaFull() && PauseIfStillFull(0, true)) return;
       uint32_t tail = byte_tail.load(std::memory_order_acquire);
       uint32_t pos = head & mask;
+      if (pos != 0 && tail == head && fstart == head && skip_remaining == 0) {
+        // JavaScript has released everything: start again at the ring's
+        // start, so that reads keep landing in the same (cache-hot) bytes
+        // instead of walking the whole ring, as a C loop reusing one buffer
+        // would. The skipped space is released with the next delivery.
+        head += ring_size - pos;
+        fstart = head;
+        pos = 0;
+        counters.rx_rewinds++;
+        Publish();
+      }
       if (Framed() || Seqpacket()) {
         // Keep a whole maximum frame's room after the frame start: when the
         // ring's end is closer, move the partial frame to the start.
@@ -949,7 +960,7 @@ Napi::Value StreamSocket::Stats(const Napi::CallbackInfo& info) {
   o[13] = static_cast<double>(c.tx_eagain);
   uint64_t pub = rx_->published.load();
   o[14] = static_cast<double>(static_cast<uint32_t>(pub) - rx_->byte_tail.load());  // ring bytes in use
-  o[15] = 0;
+  o[15] = static_cast<double>(c.rx_rewinds.load());
   return info.Env().Undefined();
 }
 

@@ -79,7 +79,7 @@ enum StreamEventKind : uint32_t {
 };
 
 struct StreamCounters {
-  std::atomic<uint64_t> rx_bytes{0}, rx_reads{0}, rx_records{0}, rx_pauses{0}, rx_wraps{0}, rx_wrap_bytes{0};
+  std::atomic<uint64_t> rx_bytes{0}, rx_reads{0}, rx_records{0}, rx_pauses{0}, rx_wraps{0}, rx_wrap_bytes{0}, rx_rewinds{0};
   std::atomic<uint64_t> discarded_bytes{0}, oversize{0}, garbage_bytes{0}, bad_frames{0}, kernel_stamps{0};
   uint64_t tx_bytes = 0, tx_calls = 0, tx_eagain = 0;
 };

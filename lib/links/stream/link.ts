@@ -113,6 +113,8 @@ export interface StreamLinkStats {
   /** Partial frames moved to the ring's start (the one bounded copy on the receive path). */
   ringWraps: number
   ringWrapBytes: number
+  /** Times reading restarted at the ring's start because everything had been released (keeps the bytes being written cache-hot). */
+  ringRewinds: number
   txBytes: number
   txCalls: number
   txEagain: number
@@ -797,7 +799,7 @@ export class StreamLink extends EventEmitter {
 
   private snapshot(sock: NativeStreamSocket): void {
     sock.stats(this.statsBuf)
-    for (let i = 0; i < 14; i++) this.totals[i] += this.statsBuf[i]
+    for (let i = 0; i < 16; i++) if (i !== 14) this.totals[i] += this.statsBuf[i]
   }
 
   /** Counters, cumulative over reconnections. */
@@ -819,6 +821,7 @@ export class StreamLink extends EventEmitter {
       kernelStamps: v(8),
       ringWraps: v(9),
       ringWrapBytes: v(10),
+      ringRewinds: v(15),
       txBytes: v(11),
       txCalls: v(12),
       txEagain: v(13),
