@@ -698,8 +698,21 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
   uint32_t gso = info[4].As<Napi::Number>().Uint32Value();
   const uint32_t max_super = family_ == 6 ? 65527 : 65507;
 
+  // Reading the array fails only when JavaScript can no longer run (a worker
+  // being terminated); then the send stops quietly instead of aborting.
+  bool js_gone = false;
   auto get = [&](uint32_t k, iovec* iov) {
-    Napi::Value v = single ? list : arr.Get(k).Unwrap();
+    Napi::Value v = list;
+    if (!single) {
+      Napi::MaybeOrValue<Napi::Value> mv = arr.Get(k);
+      if (mv.IsNothing()) {
+        js_gone = true;
+        iov->iov_base = nullptr;
+        iov->iov_len = 0;
+        return;
+      }
+      v = mv.Unwrap();
+    }
     auto ta = v.As<Napi::Uint8Array>();
     iov->iov_base = ta.Data();
     iov->iov_len = ta.ByteLength();
@@ -751,6 +764,11 @@ Napi::Value UdpSocket::Send(const Napi::CallbackInfo& info) {
       }
       nm++;
       j += k;
+    }
+    if (js_gone) {
+      o[0] = static_cast<int32_t>(done);
+      o[1] = ECANCELED;
+      return env.Undefined();
     }
     for (unsigned m = 0; m < nm; m++) {
       msghdr& h = tx_msgs_[m].msg_hdr;
