@@ -104,6 +104,15 @@ bool ReadStamp(msghdr* h, KernelTs64* out) {
   return got;
 }
 
+// Moves a ring index forward to `v` unless it is already there or past it
+// (modulo 2^32): both threads may advance the byte tail.
+void AdvanceTo(std::atomic<uint32_t>& a, uint32_t v) {
+  uint32_t cur = a.load(std::memory_order_relaxed);
+  // seq_cst: the pause protocol needs "advance the tail, then read paused".
+  while (static_cast<int32_t>(v - cur) > 0 && !a.compare_exchange_weak(cur, v, std::memory_order_seq_cst)) {
+  }
+}
+
 struct StreamEvent {
   uint32_t kind;
   double a;
@@ -336,12 +345,14 @@ struct StreamRx : IoSource {
         // JavaScript has released everything: start again at the ring's
         // start, so that reads keep landing in the same (cache-hot) bytes
         // instead of walking the whole ring, as a C loop reusing one buffer
-        // would. The skipped space is released with the next delivery.
+        // would. The skipped space holds nothing: release it here (the tail
+        // only ever moves forward, whoever moves it).
         head += ring_size - pos;
         fstart = head;
         pos = 0;
+        AdvanceTo(byte_tail, head);
+        tail = head;
         counters.rx_rewinds++;
-        Publish();
       }
       if (Framed() || Seqpacket()) {
         // Keep a whole maximum frame's room after the frame start: when the
@@ -959,7 +970,8 @@ Napi::Value StreamSocket::Stats(const Napi::CallbackInfo& info) {
   o[12] = static_cast<double>(c.tx_calls);
   o[13] = static_cast<double>(c.tx_eagain);
   uint64_t pub = rx_->published.load();
-  o[14] = static_cast<double>(static_cast<uint32_t>(pub) - rx_->byte_tail.load());  // ring bytes in use
+  int32_t in_use = static_cast<int32_t>(static_cast<uint32_t>(pub) - rx_->byte_tail.load());
+  o[14] = in_use > 0 ? in_use : 0;  // ring bytes in use
   o[15] = static_cast<double>(c.rx_rewinds.load());
   return info.Env().Undefined();
 }
@@ -1012,7 +1024,7 @@ void StreamSocket::DeliverBatch(Napi::Env env) {
   }
   // Return the space whether or not the handler threw.
   rx.meta_tail.store(head);
-  rx.byte_tail.store(release);
+  AdvanceTo(rx.byte_tail, release);
   if (rx.paused.load()) {
     std::lock_guard<std::mutex> lk(rx.io_mu);
     if (rx.paused.load() && !rx.closed) rx.ResumeLocked();
