@@ -198,7 +198,9 @@ export class IpcTransport extends EventEmitter implements Transport {
   private readonly shmSlots: number
   private readonly shmSlotSize: number
   private readonly stallMs: number
-  private lastCopy: { bytes: Uint8Array; slot: number; gen: number } | null = null
+  private slotWaiters: (() => void)[] = []
+  /** The last message copied into a slot: the same message for another peer reuses the copy (buffers are reused by publishers, so it is keyed by publisher and seq too). */
+  private lastCopy: { bytes: Uint8Array; pub: string; seq: number; slot: number; gen: number } | null = null
   private readonly counters = { sentInline: 0, sentShm: 0, received: 0, receivedShm: 0, dropped: 0, reclaimed: 0, refused: 0, stalls: 0 }
 
   constructor(opts: IpcTransportOptions = {}) {
@@ -286,6 +288,7 @@ export class IpcTransport extends EventEmitter implements Transport {
     }
     this.watcher?.close()
     if (this.timer) clearInterval(this.timer)
+    this.wakeSlotWaiters() // their next loan() throws ERR_ONBUS_CLOSED
     this.ring?.close()
     this.ring = null
   }
@@ -413,6 +416,7 @@ export class IpcTransport extends EventEmitter implements Transport {
       const u32 = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, n) : new Uint32Array(bytes.slice().buffer, 0, n)
       for (let k = 1; k + 1 < n; k += 2) this.ring?.release(u32[k] & 0xffff, u32[k + 1], peer)
       peer.slotStalled = false
+      this.wakeSlotWaiters()
       return true
     }
     if (type === T_RING) {
@@ -634,7 +638,7 @@ export class IpcTransport extends EventEmitter implements Transport {
           this.drop(peer, t.name, 'stale', 1) // queued here after its slot was reused
           return true
         }
-      } else if (this.lastCopy && this.lastCopy.bytes === bytes && ring.gens[this.lastCopy.slot] === this.lastCopy.gen) {
+      } else if (this.lastCopy && this.lastCopy.bytes === bytes && this.lastCopy.seq === meta.seq && this.lastCopy.pub === publisherId && ring.gens[this.lastCopy.slot] === this.lastCopy.gen) {
         i = this.lastCopy.slot // the same message to another peer: one copy serves all
       } else {
         if (bytes.byteLength > ring.slotSize) {
@@ -653,7 +657,7 @@ export class IpcTransport extends EventEmitter implements Transport {
         ring.view(i).set(bytes)
         ring.beginPublish(i)
         ring.endPublish(i)
-        this.lastCopy = { bytes, slot: i, gen: ring.gens[i] }
+        this.lastCopy = { bytes, pub: publisherId, seq: meta.seq, slot: i, gen: ring.gens[i] }
       }
       if (!peer.ringSent) {
         peer.ringSent = true
@@ -721,6 +725,26 @@ export class IpcTransport extends EventEmitter implements Transport {
     return i < 0 ? null : new IpcLoan(ring, i)
   }
 
+  /** Like {@link loan}, but waits for a slot to be released (or reclaimed) instead of returning null. */
+  async loanAsync(size: number, opts: { signal?: AbortSignal } = {}): Promise<IpcLoan> {
+    for (;;) {
+      opts.signal?.throwIfAborted()
+      const l = this.loan(size)
+      if (l) return l
+      await new Promise<void>((resolve) => {
+        this.slotWaiters.push(resolve)
+        opts.signal?.addEventListener('abort', () => resolve(), { once: true })
+      })
+    }
+  }
+
+  private wakeSlotWaiters(): void {
+    if (this.slotWaiters.length === 0) return
+    const w = this.slotWaiters
+    this.slotWaiters = []
+    for (const f of w) f()
+  }
+
   // ---- peers going away ----------------------------------------------------------
 
   private teardown(peer: Peer, lost: boolean): void {
@@ -738,6 +762,7 @@ export class IpcTransport extends EventEmitter implements Transport {
     peer.held = null
     const reclaimed = this.ring ? this.ring.dropHolder(peer) : 0
     this.counters.reclaimed += reclaimed
+    this.wakeSlotWaiters()
     peer.conn.close()
     if (lost && peer.hello) {
       const pid = peer.conn.pid
@@ -754,6 +779,7 @@ export class IpcTransport extends EventEmitter implements Transport {
 
   private tick(): void {
     this.reclaimStale()
+    this.wakeSlotWaiters()
     const now = performance.now()
     for (const p of this.peers) {
       if (p.behindSince > 0 && now - p.behindSince > this.stallMs && p.stopped.size > 0) {
