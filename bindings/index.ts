@@ -117,7 +117,9 @@ export interface NativeStreamSocket {
   setFramer(spec: NativeFramerSpec | null): number
   startReceive(ring: ArrayBuffer, meta: ArrayBuffer, metaCap: number, maxFrame: number, minRead: number): number
   /** out: [bytes written, errno that stopped it (0 = all offered went), buffers completed] */
-  write(list: Uint8Array[], index: number, offset: number, out: Float64Array): void
+  write(list: (Uint8Array | object)[], index: number, offset: number, out: Float64Array): void
+  /** sendfile(2) of `count` bytes of `fileFd` from `offset`; out as write(). */
+  sendFile(fileFd: number, offset: number, count: number, out: Float64Array): void
   watchWritable(): number
   shutdown(): number
   localAddress(): NativeStreamAddress | number

@@ -10,6 +10,7 @@
 #include <linux/sockios.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -464,6 +465,7 @@ Napi::Function StreamSocket::Init(Napi::Env env) {
                          InstanceMethod<&StreamSocket::SetFramer>("setFramer"),
                          InstanceMethod<&StreamSocket::StartReceive>("startReceive"),
                          InstanceMethod<&StreamSocket::Write>("write"),
+                         InstanceMethod<&StreamSocket::SendFile>("sendFile"),
                          InstanceMethod<&StreamSocket::WatchWritable>("watchWritable"),
                          InstanceMethod<&StreamSocket::Shutdown>("shutdown"),
                          InstanceMethod<&StreamSocket::LocalAddress>("localAddress"),
@@ -816,7 +818,9 @@ Napi::Value StreamSocket::Write(const Napi::CallbackInfo& info) {
   size_t total = 0;
   uint32_t max = kind_ == kStreamSeqpacket ? kTxMaxMsgs : kTxMaxIov;
   for (uint32_t i = index; i < n && tx_iov_.size() < max; i++) {
-    auto ta = list.Get(i).Unwrap().As<Napi::Uint8Array>();
+    Napi::Value v = list.Get(i).Unwrap();
+    if (!v.IsTypedArray()) break;  // a file segment: sent by sendFile()
+    auto ta = v.As<Napi::Uint8Array>();
     size_t skip = i == index ? offset : 0;
     if (skip > ta.ByteLength()) skip = ta.ByteLength();
     tx_iov_.push_back({ta.Data() + skip, ta.ByteLength() - skip});
@@ -878,6 +882,43 @@ Napi::Value StreamSocket::Write(const Napi::CallbackInfo& info) {
     o[1] = EAGAIN;
     rx_->counters.tx_eagain++;
   }
+  return env.Undefined();
+}
+
+// sendFile(fileFd, offset, count, out: Float64Array(3)): sends `count` bytes
+// of a file from `offset` with sendfile(2): the kernel moves page-cache pages
+// to the socket without a copy through user space. Same out layout as
+// write(): [bytes, errno (EAGAIN = socket buffer full), 0].
+Napi::Value StreamSocket::SendFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double* o = info[3].As<Napi::Float64Array>().Data();
+  o[0] = o[1] = o[2] = 0;
+  int fd = (closed_ || !rx_->fd.valid()) ? -1 : rx_->fd.get();
+  if (fd < 0 || kind_ == kStreamSeqpacket) {
+    o[1] = fd < 0 ? EBADF : EINVAL;
+    return env.Undefined();
+  }
+  int file = info[0].As<Napi::Number>().Int32Value();
+  off_t off = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  size_t count = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  size_t done = 0;
+  rx_->counters.tx_calls++;
+  while (done < count) {
+    ssize_t w = sendfile(fd, file, &off, std::min<size_t>(count - done, 1u << 30));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      o[1] = errno == EWOULDBLOCK ? EAGAIN : errno;
+      if (o[1] == EAGAIN) rx_->counters.tx_eagain++;
+      break;
+    }
+    if (w == 0) {
+      o[1] = ENODATA;  // the file is shorter than promised
+      break;
+    }
+    done += static_cast<size_t>(w);
+  }
+  rx_->counters.tx_bytes += done;
+  o[0] = static_cast<double>(done);
   return env.Undefined();
 }
 

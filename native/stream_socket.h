@@ -26,7 +26,8 @@
 // Send: writev()/sendmsg() on the JavaScript thread, straight from the
 // caller's buffers (gathered, up to IOV_MAX per call, no copy). A partial
 // write returns how far it got; JavaScript keeps the rest (references) and
-// asks for EPOLLOUT.
+// asks for EPOLLOUT. File segments in the same queue go out with sendfile()
+// (page cache to socket, no copy through user space).
 #pragma once
 #include <napi.h>
 #include <sys/socket.h>
@@ -105,6 +106,7 @@ class StreamSocket : public Napi::ObjectWrap<StreamSocket>, public JsTarget {
   Napi::Value SetFramer(const Napi::CallbackInfo& info);
   Napi::Value StartReceive(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value SendFile(const Napi::CallbackInfo& info);
   Napi::Value WatchWritable(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value LocalAddress(const Napi::CallbackInfo& info);

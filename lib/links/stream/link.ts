@@ -10,8 +10,9 @@
  * backoff and jitter (`'connect'`, `'disconnect'`, `'reconnecting'`).
  */
 import { EventEmitter } from 'node:events'
+import { closeSync, fstatSync, openSync } from 'node:fs'
 import { streamNative, StreamEvent, StreamKind, type NativeStreamSocket } from '../../../bindings/index.js'
-import { errnoException, invalidArgType, onbusError, type OnbusSystemError } from '../../errors.js'
+import { errnoException, invalidArgType, invalidArgValue, onbusError, type OnbusSystemError } from '../../errors.js'
 import { nextPow2, validateBool, validateFunction, validateInt } from '../../util/validate.js'
 import { backoffDelay, parseReconnect, type Backoff, type ReconnectOptions } from './backoff.js'
 import { StreamBatch, STREAM_RECORD_WORDS } from './batch.js'
@@ -19,6 +20,7 @@ import { framerFactory, type FramerFactory, type FramingOptions } from './framin
 import { AsyncQueue } from './queue.js'
 
 const EAGAIN = 11
+const ENODATA = 61
 const ETIMEDOUT = 110
 const NS = 1_000_000_000n
 const MIN_READ = 16 * 1024
@@ -202,7 +204,7 @@ export class StreamLink extends EventEmitter {
   private corked = 0
   private waitingWritable = false
   private needDrain = false
-  private qbufs: Uint8Array[] = []
+  private qbufs: (Uint8Array | FileSegment)[] = []
   private qcbs: (WriteCallback | undefined)[] = []
   private qhead = 0
   private qoff = 0
@@ -419,7 +421,9 @@ export class StreamLink extends EventEmitter {
     // frame would be split across two streams. Fail it; later writes stay.
     if (this.qoff > 0 && this.qhead < this.qbufs.length) {
       const cb = this.qcbs[this.qhead]
-      this.queued -= this.qbufs[this.qhead].length - this.qoff
+      const e = this.qbufs[this.qhead]
+      this.queued -= e.length - this.qoff
+      if (e instanceof FileSegment) e.done()
       this.qhead++
       this.qoff = 0
       if (cb) process.nextTick(cb, reason)
@@ -565,6 +569,52 @@ export class StreamLink extends EventEmitter {
     return ok
   }
 
+  /**
+   * Sends `length` bytes of a file from `offset` (default: all of it) with
+   * sendfile(2): page-cache pages go to the socket without a copy through
+   * user space. Queued in order with `write()`s; counts toward
+   * `highWaterMark` like them. `file` is a path (opened and closed here) or
+   * a descriptor (left open). Not on seqpacket links.
+   * @example
+   * link.write(header)
+   * link.sendFile('/data/frame-0001.jpg', {}, (err) => ...)
+   */
+  sendFile(file: string | number, opts: { offset?: number; length?: number } = {}, cb?: WriteCallback): boolean {
+    if (cb !== undefined) validateFunction(cb, 'callback')
+    if (this.kind === StreamKind.Seqpacket) throw onbusError('ERR_ONBUS_NOT_SUPPORTED', 'sendFile() sends a byte stream; a seqpacket link sends messages')
+    const offset = opts.offset === undefined ? 0 : validateInt(opts.offset, 'options.offset', 0, Number.MAX_SAFE_INTEGER)
+    let fd: number
+    let own = false
+    if (typeof file === 'string') {
+      fd = openSync(file, 'r')
+      own = true
+    } else {
+      fd = validateInt(file, 'file', 0, 2 ** 31 - 1)
+    }
+    let length: number
+    try {
+      length = opts.length === undefined ? fstatSync(fd).size - offset : validateInt(opts.length, 'options.length', 0, Number.MAX_SAFE_INTEGER)
+      if (length < 0) throw invalidArgValue('options.offset', offset, 'is past the end of the file')
+    } catch (err) {
+      if (own) closeSync(fd)
+      throw err
+    }
+    if (this.stateValue === 'closed' || this.ending) {
+      if (own) closeSync(fd)
+      const err = onbusError('ERR_STREAM_WRITE_AFTER_END', this.ending ? 'write after end' : 'write after the link closed')
+      if (cb) process.nextTick(cb, err)
+      else process.nextTick(() => this.emit('error', err))
+      return false
+    }
+    this.qbufs.push(new FileSegment(fd, offset, length, own, typeof file === 'string' ? file : `descriptor ${fd}`))
+    this.qcbs.push(cb)
+    this.queued += length
+    if (this.corked === 0 && !this.waitingWritable && this.stateValue === 'connected') this.flush()
+    const ok = this.queued < this.hwm
+    if (!ok) this.needDrain = true
+    return ok
+  }
+
   /** Writes several buffers; with the queue empty they go out in one gathered `writev`. */
   writev(chunks: (Uint8Array | string)[], cb?: WriteCallback): boolean {
     if (!Array.isArray(chunks)) throw invalidArgType('chunks', 'an Array', chunks)
@@ -604,10 +654,19 @@ export class StreamLink extends EventEmitter {
     if (!sock || this.stateValue !== 'connected') return
     const out = this.out
     while (this.qhead < this.qbufs.length && this.sock === sock) {
-      sock.write(this.qbufs, this.qhead, this.qoff, out)
+      const head = this.qbufs[this.qhead]
+      if (head instanceof FileSegment) sock.sendFile(head.fd, head.offset + this.qoff, head.length - this.qoff, out)
+      else sock.write(this.qbufs, this.qhead, this.qoff, out)
       this.advance(out[0])
       const errno = out[1]
       if (errno === 0) continue
+      if (errno === ENODATA && head instanceof FileSegment) {
+        // The file ended before the promised length: that segment fails, and
+        // so does the link (the peer got fewer bytes than the stream implies).
+        const w = this.endpoint?.where(this.target) ?? this.peerWhere()
+        this.lost(errnoException(-errno, 'sendfile', w.address, w.port, `${head.describe()} is shorter than the length asked`), false)
+        return
+      }
       if (errno === EAGAIN) {
         this.waitingWritable = true
         sock.watchWritable()
@@ -641,6 +700,8 @@ export class StreamLink extends EventEmitter {
       }
       bytes -= rem
       const cb = this.qcbs[this.qhead]
+      const e = this.qbufs[this.qhead]
+      if (e instanceof FileSegment) e.done()
       this.qbufs[this.qhead] = EMPTY
       this.qcbs[this.qhead] = undefined
       this.qhead++
@@ -669,6 +730,10 @@ export class StreamLink extends EventEmitter {
   }
 
   private failQueued(err: Error): void {
+    for (let i = this.qhead; i < this.qbufs.length; i++) {
+      const e = this.qbufs[i]
+      if (e instanceof FileSegment) e.done()
+    }
     const cbs = this.qcbs.slice(this.qhead)
     this.qbufs = []
     this.qcbs = []
@@ -909,6 +974,31 @@ export class StreamLink extends EventEmitter {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** A queued sendFile(): the bytes stay in the page cache until sent. */
+class FileSegment {
+  constructor(
+    readonly fd: number,
+    readonly offset: number,
+    readonly length: number,
+    private own: boolean,
+    private readonly name: string,
+  ) {}
+  /** Sent, failed or discarded: a descriptor opened for it is closed. */
+  done(): void {
+    if (this.own) {
+      this.own = false
+      try {
+        closeSync(this.fd)
+      } catch {
+        // already closed
+      }
+    }
+  }
+  describe(): string {
+    return this.name
+  }
+}
 
 /** @internal */
 export function addressObject(r: [string, number, number] | number | undefined): { address: string; family: 'IPv4' | 'IPv6'; port: number } | { path: string; abstract: boolean } | {} {
