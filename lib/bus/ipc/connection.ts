@@ -11,8 +11,15 @@
 import { IpcEvent, ipcNative, type NativeIpcSocket } from '../../../bindings/index.js'
 import { errnoException } from '../../errors.js'
 
-/** Largest seqpacket message the transport sends inline (bigger ones go through shared memory). */
+/** Largest seqpacket message (receive slot size). */
 export const SLOT_SIZE = 64 * 1024
+/**
+ * A datagram that packs many small messages: byte 0 is this type, then from
+ * offset 8 entries of [uint32 length LE, 4 bytes pad, message, pad to 8], so
+ * that every message starts 8-byte aligned (the receiver reads its header
+ * through typed arrays over the receive ring, without copying).
+ */
+export const T_BATCH = 19
 const RX_SLOTS = 32
 
 export interface ConnectionHandlers {
@@ -29,6 +36,8 @@ export interface ConnectionHandlers {
 interface Out {
   bytes: Uint8Array
   fd: number
+  /** A batch buffer to return to the pool once sent. */
+  pooled: Uint8Array | null
 }
 
 export class Connection {
@@ -42,6 +51,11 @@ export class Connection {
     return this.out.length - this.head
   }
   closed = false
+  /** The batch being filled (see T_BATCH) and its fill level. */
+  pack: Uint8Array | null = null
+  private packFill = 0
+  private packLens: Uint32Array | null = null
+  private readonly pool: Uint8Array[] = []
   /** Set by the caller after SO_PEERCRED: the peer's pid. */
   pid = 0
 
@@ -76,7 +90,7 @@ export class Connection {
         continue
       }
       if (!this.h.onMessage(bytes, fds[i])) {
-        const rest: Out[] = []
+        const rest: { bytes: Uint8Array; fd: number }[] = []
         for (let j = i + 1; j < count; j++) rest.push({ bytes: new Uint8Array(ring, j * SLOT_SIZE, lens[j] & 0x7fffffff).slice(), fd: fds[j] })
         this.sock.pause()
         this.h.onHold(rest)
@@ -109,13 +123,51 @@ export class Connection {
    */
   send(bytes: Uint8Array, fd = -1): boolean {
     if (this.closed) return true
-    this.out.push({ bytes, fd })
+    if (this.pack) this.closePack()
+    this.out.push({ bytes, fd, pooled: null })
+    return this.queued()
+  }
+
+  /**
+   * Room for a small message of `len` bytes in the current batch datagram:
+   * returns the offset in `this.pack` to write it at (8-byte aligned). Call
+   * `commit()` after writing.
+   */
+  reserve(len: number): number {
+    const need = 8 + ((len + 7) & ~7)
+    if (this.pack && this.packFill + need > SLOT_SIZE) this.closePack()
+    if (!this.pack) {
+      this.pack = this.pool.pop() ?? new Uint8Array(SLOT_SIZE)
+      this.packLens = new Uint32Array(this.pack.buffer)
+      this.pack[0] = T_BATCH
+      this.packFill = 8
+    }
+    const off = this.packFill
+    this.packLens![off >>> 2] = len
+    this.packFill += need
+    return off + 8
+  }
+
+  /** The message written after `reserve()` is queued. Returns false when the peer is behind (stop until `onDrain`). */
+  commit(): boolean {
+    if (this.closed) return true
+    return this.queued()
+  }
+
+  private closePack(): void {
+    const p = this.pack!
+    this.out.push({ bytes: p.subarray(0, this.packFill), fd: -1, pooled: p })
+    this.pack = null
+    this.packLens = null
+  }
+
+  private queued(): boolean {
     if (this.waitingWritable) {
-      if (this.backlog < 1024) return true
+      if (this.backlog < 64) return true
       this.stopped = true
       return false
     }
-    if (this.backlog >= 256) this.flush()
+    if (this.backlog >= 4) this.flush()
     else if (!this.flushQueued) {
       this.flushQueued = true
       queueMicrotask(this.flushTask)
@@ -130,6 +182,7 @@ export class Connection {
   /** Sends what is queued now. */
   flush(): void {
     if (this.closed || this.waitingWritable) return
+    if (this.pack) this.closePack()
     const list: Uint8Array[] = []
     while (this.head < this.out.length) {
       const first = this.out[this.head]
@@ -151,6 +204,10 @@ export class Connection {
         this.out.length = 0
         this.head = 0
         return
+      }
+      for (let j = this.head; j < this.head + n; j++) {
+        const pooled = this.out[j].pooled
+        if (pooled && this.pool.length < 8) this.pool.push(pooled)
       }
       this.head += n
       if (n < list.length && first.fd < 0) {

@@ -21,7 +21,7 @@ import type { Meta } from '../meta.js'
 import type { Publisher } from '../publisher.js'
 import type { EndpointDescriptor, Forwarder, Topic } from '../topic.js'
 import type { Transport, TransportHost } from '../transport.js'
-import { Connection, SLOT_SIZE } from './connection.js'
+import { Connection, SLOT_SIZE, T_BATCH } from './connection.js'
 import { ShmRing, mapPeerRing, type MappedRing } from './shm.js'
 
 const T_HELLO = 1
@@ -132,6 +132,7 @@ class Peer {
   releaseQueued = false
   held: { bytes: Uint8Array; fd: number }[] | null = null
   heldFirst: { bytes: Uint8Array; fd: number } | null = null
+  heldRest: { bytes: Uint8Array; fd: number } | null = null
   waitFor: Publisher<unknown> | null = null
   constructor(public conn: Connection) {}
 }
@@ -199,6 +200,14 @@ export class IpcTransport extends EventEmitter implements Transport {
   private readonly shmSlotSize: number
   private readonly stallMs: number
   private slotWaiters: (() => void)[] = []
+  /** Typed views over the buffer being parsed (the receive ring, almost always): no allocation per message. */
+  private vBuf: ArrayBufferLike | null = null
+  private vU8: Uint8Array<ArrayBufferLike> = new Uint8Array(0)
+  private vU32: Uint32Array<ArrayBufferLike> = new Uint32Array(0)
+  private vF64: Float64Array<ArrayBufferLike> = new Float64Array(0)
+  private vI64: BigInt64Array<ArrayBufferLike> = new BigInt64Array(0)
+  /** Reused for every received message: publishEncoded() reads its fields and keeps none. */
+  private readonly rxMeta: { seq: number; publishTime: number; rxTime?: bigint; source?: string } = { seq: 0, publishTime: 0, rxTime: undefined, source: undefined }
   /** The last message copied into a slot: the same message for another peer reuses the copy (buffers are reused by publishers, so it is keyed by publisher and seq too). */
   private lastCopy: { bytes: Uint8Array; pub: string; seq: number; slot: number; gen: number } | null = null
   private readonly counters = { sentInline: 0, sentShm: 0, received: 0, receivedShm: 0, dropped: 0, reclaimed: 0, refused: 0, stalls: 0 }
@@ -366,8 +375,9 @@ export class IpcTransport extends EventEmitter implements Transport {
     return {
       onMessage: (bytes: Uint8Array, fd: number) => this.onMessage(peer, bytes, fd),
       onHold: (rest: { bytes: Uint8Array; fd: number }[]) => {
-        peer.held = [peer.heldFirst!, ...rest]
+        peer.held = [peer.heldFirst!, ...(peer.heldRest ? [peer.heldRest] : []), ...rest]
         peer.heldFirst = null
+        peer.heldRest = null
         void this.replay(peer)
       },
       onDrain: () => {
@@ -410,6 +420,7 @@ export class IpcTransport extends EventEmitter implements Transport {
 
   private onMessage(peer: Peer, bytes: Uint8Array, fd: number): boolean {
     const type = bytes[0]
+    if (type === T_BATCH) return this.onBatch(peer, bytes, fd)
     if (type === T_DATA || type === T_SHM) return this.onData(peer, bytes, fd)
     if (type === T_RELEASE) {
       const n = bytes.length >>> 2
@@ -504,37 +515,62 @@ export class IpcTransport extends EventEmitter implements Transport {
     }
   }
 
+  /** A datagram of packed messages (connection.ts T_BATCH). On push-back, the message that was refused and the rest of the batch are kept for replay. */
+  private onBatch(peer: Peer, bytes: Uint8Array, fd: number): boolean {
+    if (fd >= 0) ipcNative.IpcSocket.closeFd(fd)
+    const base = bytes.byteOffset
+    if (base % 8 !== 0) return this.onBatch(peer, bytes.slice(), -1)
+    const lens = new Uint32Array(bytes.buffer, base, bytes.length >>> 2)
+    let off = 8
+    while (off + 8 <= bytes.length) {
+      const len = lens[off >>> 2]
+      const next = off + 8 + ((len + 7) & ~7)
+      if (off + 8 + len > bytes.length) break // malformed: ignore the rest
+      if (!this.onData(peer, bytes.subarray(off + 8, off + 8 + len), -1)) {
+        if (next < bytes.length) {
+          const rest = new Uint8Array(8 + bytes.length - next)
+          rest[0] = T_BATCH
+          rest.set(bytes.subarray(next), 8)
+          peer.heldRest = { bytes: rest, fd: -1 }
+        }
+        return false
+      }
+      off = next
+    }
+    return true
+  }
+
   /** A data message: false when a local reliable subscriber pushes back (this message is kept for replay). */
   private onData(peer: Peer, bytes: Uint8Array, fd: number): boolean {
     if (fd >= 0) ipcNative.IpcSocket.closeFd(fd)
-    const base = bytes.byteOffset
-    const aligned = base % 8 === 0
-    const buf = aligned ? bytes.buffer : bytes.slice().buffer
-    const o = aligned ? base : 0
-    const u8 = new Uint8Array(buf)
+    if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice()
+    const o = bytes.byteOffset
+    this.views(bytes.buffer)
+    const u8 = this.vU8
     const flags = u8[o + 1]
     const srcLen = u8[o + 2] | (u8[o + 3] << 8)
-    const h = new Uint32Array(buf, o + 4, 1)[0]
-    const f64 = new Float64Array(buf, o + 8, 2)
+    const h = this.vU32[(o >>> 2) + 1]
     const proxy = peer.byHandle.get(h)
     const shm = bytes[0] === T_SHM
     const hdr = shm ? SHM_HDR : DATA_HDR
+    const w = (o >>> 2) + 8 // SHM: ring, slot, len, gen
     if (!proxy || proxy.closedState) {
-      if (shm) this.queueRelease(peer, new Uint32Array(buf, o + 32, 4))
+      if (shm) this.queueRelease(peer, this.vU32[w], this.vU32[w + 1], this.vU32[w + 3])
       return true
     }
-    const meta: { seq: number; publishTime: number; rxTime?: bigint; source?: string } = {
-      seq: f64[0],
-      publishTime: f64[1],
-      rxTime: flags & F_RX ? new BigInt64Array(buf, o + 24, 1)[0] : undefined,
-      source: flags & F_SOURCE ? dec.decode(u8.subarray(o + hdr, o + hdr + srcLen)) : undefined,
-    }
+    const meta = this.rxMeta
+    meta.seq = this.vF64[(o >>> 3) + 1]
+    meta.publishTime = this.vF64[(o >>> 3) + 2]
+    meta.rxTime = flags & F_RX ? this.vI64[(o >>> 3) + 3] : undefined
+    meta.source = flags & F_SOURCE ? dec.decode(u8.subarray(o + hdr, o + hdr + srcLen)) : undefined
     let payload: Uint8Array
-    let shmInfo: Uint32Array | null = null
+    const u32 = this.vU32
+    const ringId = u32[w]
+    const slot = u32[w + 1]
+    const gen = u32[w + 3]
     if (shm) {
-      shmInfo = new Uint32Array(buf, o + 32, 4) // ring, slot, len, gen
-      const ring = peer.rings.get(shmInfo[0])
-      const v = ring?.view(shmInfo[1], shmInfo[3], shmInfo[2])
+      const ring = peer.rings.get(ringId)
+      const v = ring?.view(slot, gen, u32[w + 2])
       if (!v) {
         this.drop(peer, proxy.topic.name, 'stale', 1)
         return true
@@ -560,8 +596,18 @@ export class IpcTransport extends EventEmitter implements Transport {
       peer.waitFor = proxy
       return false
     }
-    if (shmInfo) this.queueRelease(peer, shmInfo)
+    if (shm) this.queueRelease(peer, ringId, slot, gen)
     return true
+  }
+
+  private views(buf: ArrayBufferLike): void {
+    if (buf === this.vBuf) return
+    this.vBuf = buf
+    const n8 = Math.floor(buf.byteLength / 8)
+    this.vU8 = new Uint8Array(buf)
+    this.vU32 = new Uint32Array(buf, 0, n8 * 2)
+    this.vF64 = new Float64Array(buf, 0, n8)
+    this.vI64 = new BigInt64Array(buf, 0, n8)
   }
 
   /** Replays messages held back by a local reliable subscriber, then reads on. */
@@ -579,9 +625,9 @@ export class IpcTransport extends EventEmitter implements Transport {
       peer.held = []
       for (let i = 0; i < list.length; i++) {
         if (!this.onMessage(peer, list[i].bytes, list[i].fd)) {
-          peer.held = list.slice(i + 1)
-          peer.held.unshift(peer.heldFirst!)
+          peer.held = [peer.heldFirst!, ...(peer.heldRest ? [peer.heldRest] : []), ...list.slice(i + 1)]
           peer.heldFirst = null
+          peer.heldRest = null
           break
         }
       }
@@ -590,8 +636,8 @@ export class IpcTransport extends EventEmitter implements Transport {
     peer.conn.resume()
   }
 
-  private queueRelease(peer: Peer, info: Uint32Array): void {
-    peer.releases.push(info[0] & 0xffff, info[1], info[3])
+  private queueRelease(peer: Peer, ring: number, slot: number, gen: number): void {
+    peer.releases.push(ring & 0xffff, slot, gen)
     if (!peer.releaseQueued) {
       peer.releaseQueued = true
       queueMicrotask(() => this.flushReleases(peer))
@@ -625,7 +671,6 @@ export class IpcTransport extends EventEmitter implements Transport {
     const pub = meta.pub
     const src = pub && meta.source !== pub.source ? enc.encode(meta.source) : null
     const slot = this.ring ? this.ring.slotOf(bytes) : -1
-    let msg: Uint8Array
     if (slot >= 0 || bytes.byteLength > this.inlineMax) {
       if (peer.slotStalled) {
         this.drop(peer, t.name, 'stalled-peer', 1)
@@ -664,25 +709,29 @@ export class IpcTransport extends EventEmitter implements Transport {
         peer.conn.send(jsonMsg(T_RING, { ring: ring.id, slots: ring.slots, slotSize: ring.slotSize }), ring.fd)
       }
       ring.hold(i, peer)
-      msg = new Uint8Array(SHM_HDR + (src ? src.length : 0))
+      const conn = peer.conn
+      const at = conn.reserve(SHM_HDR + (src ? src.length : 0))
       this.header(T_SHM, h, meta, historical, src)
       sU32[8] = ring.id
       sU32[9] = i
       sU32[10] = bytes.byteLength
       sU32[11] = ring.gens[i]
-      msg.set(sU8)
-      if (src) msg.set(src, SHM_HDR)
+      const pack = conn.pack!
+      pack.set(sU8, at)
+      if (src) pack.set(src, at + SHM_HDR)
       this.counters.sentShm++
     } else {
       const sl = src ? src.length : 0
-      msg = new Uint8Array(DATA_HDR + sl + bytes.byteLength)
+      const conn = peer.conn
+      const at = conn.reserve(DATA_HDR + sl + bytes.byteLength)
       this.header(T_DATA, h, meta, historical, src)
-      msg.set(sDataHdr)
-      if (src) msg.set(src, DATA_HDR)
-      msg.set(bytes, DATA_HDR + sl)
+      const pack = conn.pack!
+      pack.set(sDataHdr, at)
+      if (src) pack.set(src, at + DATA_HDR)
+      pack.set(bytes, at + DATA_HDR + sl)
       this.counters.sentInline++
     }
-    if (peer.conn.send(msg)) return true
+    if (peer.conn.commit()) return true
     if (peer.behindSince === 0) peer.behindSince = performance.now()
     peer.stopped.add(forwarder)
     return false
