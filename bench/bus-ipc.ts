@@ -29,11 +29,12 @@ import { fileURLToPath } from 'node:url'
 import { createBus, createIpcTransport, qosProfiles, rawCodec, monotonicNs, type Bus, type IpcTransport } from '../lib/bus/index.js'
 
 const QUICK = process.argv.includes('--quick')
+/** Messages at the start of a latency run that are not counted (ring mapping, first page faults). */
+const WARM = 3
 const MSGS = QUICK ? 200_000 : 1_000_000
 const LAT_MSGS = (QUICK ? 1000 : 3000) + WARM
 const FRAME = 4 << 20
 const SELF = fileURLToPath(import.meta.url)
-const WARM = 3
 
 // ---- helpers -------------------------------------------------------------------
 
