@@ -141,8 +141,10 @@ async function childSender(kind: 'tcp' | 'unix', impl: 'onbus' | 'net', bytes: n
 
 // ------------------------------------------------------------------ driver
 
-function child(args: string[]): { p: ChildProcess; lines: AsyncIterator<string> } {
+function child(args: string[]): { p: ChildProcess; lines: AsyncIterator<string>; exited: Promise<unknown> } {
   const p = spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // Taken now: a child that already exited would never emit 'exit' again.
+  const exited = once(p, 'exit')
   const queue: string[] = []
   let waiter: ((s: string) => void) | null = null
   let buf = ''
@@ -161,6 +163,7 @@ function child(args: string[]): { p: ChildProcess; lines: AsyncIterator<string> 
   })
   return {
     p,
+    exited,
     lines: {
       next: () => (queue.length ? Promise.resolve({ value: queue.shift()!, done: false }) : new Promise((r) => (waiter = (s) => r({ value: s, done: false })))),
     },
@@ -175,7 +178,7 @@ async function throughputRun(kind: 'tcp' | 'unix', impl: 'onbus' | 'net', bytes:
   const tx = child(['--role', 'tx', '--kind', kind, '--impl', impl, '--bytes', String(bytes), '--port', String(port), '--path', path, '--file', file])
   const r = JSON.parse((await rx.lines.next()).value)
   const t = JSON.parse((await tx.lines.next()).value)
-  await Promise.all([once(rx.p, 'exit'), once(tx.p, 'exit')])
+  await Promise.all([rx.exited, tx.exited])
   rmSync(path, { force: true })
   const gb = r.bytes / 1e9
   return { gbps: gb / r.seconds, cpuPerGb: (r.cpuMs + t.cpuMs) / gb, rxCpuPerGb: r.cpuMs / gb }
@@ -294,7 +297,54 @@ async function benchSerial(rtts: number): Promise<void> {
   }
 }
 
-async function benchTransfer(gib: number, where: string): Promise<void> {
+/** Transfer receiver child: prints its port, then { seconds, cpuMs } when the file is in place. */
+async function childXferRx(impl: 'onbus' | 'net' | 'net-sync', out: string): Promise<void> {
+  const c0 = cpuMs()
+  if (impl === 'onbus') {
+    const rx = new FileReceiver({ dir: out })
+    const srv = createTcpServer({ port: 0, ...rx.linkOptions() }, (l) => rx.attach(l))
+    console.log(JSON.stringify({ port: srv.port }))
+    await once(rx, 'file')
+    srv.close(undefined, true)
+  } else {
+    let done!: () => void
+    const finished = new Promise<void>((r) => (done = r))
+    const srv = net.createServer((s) => {
+      const w = createWriteStream(join(out, 'big.bin'))
+      s.pipe(w).on('finish', () => {
+        // The durable variant flushes to disk as the onbus receiver does
+        // before it renames the file into place.
+        if (impl === 'net-sync') fsyncSync((w as unknown as { fd: number }).fd)
+        done()
+      })
+    })
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+    console.log(JSON.stringify({ port: (srv.address() as net.AddressInfo).port }))
+    await finished
+    srv.close()
+  }
+  console.log(JSON.stringify({ cpuMs: cpuMs() - c0 }))
+  process.exit(0)
+}
+
+/** Transfer sender child. */
+async function childXferTx(impl: 'onbus' | 'net' | 'net-sync', port: number, file: string): Promise<void> {
+  const c0 = cpuMs()
+  if (impl === 'onbus') {
+    const link = createTcpLink({ port, highWaterMark: 8 << 20 })
+    await sendFile(link, file).done
+    link.close()
+  } else {
+    const s = net.connect(port, '127.0.0.1')
+    await once(s, 'connect')
+    createReadStream(file).pipe(s)
+    await once(s, 'finish')
+  }
+  console.log(JSON.stringify({ cpuMs: cpuMs() - c0 }))
+  process.exit(0)
+}
+
+async function benchTransfer(gib: number, where: string, runs: number): Promise<void> {
   const dir = mkdtempSync(join(where, 'onbus-bench-xfer-'))
   const size = Math.round(gib * (1 << 30))
   const src = join(dir, 'big.bin')
@@ -306,56 +356,36 @@ async function benchTransfer(gib: number, where: string): Promise<void> {
   // for writing back the source file (dirty-page throttling).
   fsyncSync(fd)
   closeSync(fd)
-  const settle = () => spawnSync('sync')
-  const results: Record<'onbus' | 'net' | 'netSync', { gbps: number; cpu: number }> = {} as never
-  settle()
-  {
-    const out = join(dir, 'onbus')
-    spawnSync('mkdir', ['-p', out])
-    const rx = new FileReceiver({ dir: out })
-    const srv = createTcpServer({ port: 0, ...rx.linkOptions() }, (l) => rx.attach(l))
-    const link = createTcpLink({ port: srv.port, highWaterMark: 8 << 20 })
-    const t0 = performance.now()
-    const c0 = cpuMs()
-    await sendFile(link, src).done
-    const s = (performance.now() - t0) / 1000
-    results.onbus = { gbps: size / 1e9 / s, cpu: (cpuMs() - c0) / (size / 1e9) }
-    link.close()
-    srv.close()
-    rmSync(out, { recursive: true, force: true })
-  }
-  for (const durable of [false, true]) {
-    settle()
-    const out = join(dir, 'net.bin')
-    const t0 = performance.now()
-    const c0 = cpuMs()
-    const srv = net.createServer((s) => {
-      const w = createWriteStream(out)
-      s.pipe(w).on('finish', () => {
-        // The durable variant flushes to disk as the onbus receiver does
-        // before it renames the file into place.
-        if (durable) fsyncSync((w as unknown as { fd: number }).fd)
-        srv.close()
-      })
-    })
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-    const c = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1')
-    createReadStream(src, { highWaterMark: 1 << 20 }).pipe(c)
-    await once(srv, 'close')
-    const s = (performance.now() - t0) / 1000
-    results[durable ? 'netSync' : 'net'] = { gbps: size / 1e9 / s, cpu: (cpuMs() - c0) / (size / 1e9) }
-    rmSync(out, { force: true })
-  }
+  const res: Record<'onbus' | 'net' | 'net-sync', { gbps: number[]; cpu: number[] }> = { onbus: { gbps: [], cpu: [] }, net: { gbps: [], cpu: [] }, 'net-sync': { gbps: [], cpu: [] } }
+  for (let i = 0; i < runs; i++)
+    for (const impl of ['onbus', 'net', 'net-sync'] as const) {
+      spawnSync('sync')
+      const out = join(dir, `out-${impl}`)
+      rmSync(out, { recursive: true, force: true })
+      spawnSync('mkdir', ['-p', out])
+      const t0 = performance.now()
+      const rx = child(['--role', 'xrx', '--impl', impl, '--path', out])
+      const { port } = JSON.parse((await rx.lines.next()).value)
+      const tx = child(['--role', 'xtx', '--impl', impl, '--port', String(port), '--file', src])
+      const r = JSON.parse((await rx.lines.next()).value)
+      const seconds = (performance.now() - t0) / 1000
+      const t = JSON.parse((await tx.lines.next()).value)
+      await Promise.all([rx.exited, tx.exited])
+      res[impl].gbps.push(size / 1e9 / seconds)
+      res[impl].cpu.push((r.cpuMs + t.cpuMs) / (size / 1e9))
+      log(`transfer ${where} ${impl} run ${i + 1}: ${(size / 1e9 / seconds).toFixed(2)} GB/s, ${((r.cpuMs + t.cpuMs) / (size / 1e9)).toFixed(0)} ms CPU/GB`)
+      rmSync(out, { recursive: true, force: true })
+    }
   rmSync(dir, { recursive: true, force: true })
-  log(`transfer (${where}): onbus ${results.onbus.gbps.toFixed(2)} GB/s ${results.onbus.cpu.toFixed(0)} ms/GB; net pipe ${results.net.gbps.toFixed(2)} GB/s ${results.net.cpu.toFixed(0)} ms/GB; net pipe + fsync ${results.netSync.gbps.toFixed(2)} GB/s ${results.netSync.cpu.toFixed(0)} ms/GB`)
   const tag = where.startsWith('/dev/shm') ? 'tmpfs' : 'disk'
+  const o = { gbps: median(res.onbus.gbps), cpu: median(res.onbus.cpu) }
   for (const [base, note] of [
     ['net', 'baseline: createReadStream | net | createWriteStream, unverified, not flushed'],
-    ['netSync', 'baseline: the same plus fsync at the end'],
+    ['net-sync', 'baseline: the same plus fsync at the end'],
   ] as const) {
-    const b = results[base]
-    emit({ name: `transfer.1gib.${tag}.throughput`, value: round(results.onbus.gbps), unit: 'GB/s', baseline: round(b.gbps), ratio: round(results.onbus.gbps / b.gbps), note: `onbus: verified (CRC-32C per chunk, SHA-256 of the file, fsync every 16 MiB, atomic rename); ${note}` })
-    emit({ name: `transfer.1gib.${tag}.cpu_per_gb`, value: round(results.onbus.cpu), unit: 'ms/GB', baseline: round(b.cpu), ratio: round(results.onbus.cpu / b.cpu), note })
+    const b = { gbps: median(res[base].gbps), cpu: median(res[base].cpu) }
+    emit({ name: `transfer.1gib.${tag}.throughput`, value: round(o.gbps), unit: 'GB/s', baseline: round(b.gbps), ratio: round(o.gbps / b.gbps), runs: res.onbus.gbps.map(round), note: `onbus: sendFile + FileReceiver (CRC-32C per chunk, SHA-256 of the file, fsync every 16 MiB, atomic rename); ${note}` })
+    emit({ name: `transfer.1gib.${tag}.cpu_per_gb`, value: round(o.cpu), unit: 'ms/GB', baseline: round(b.cpu), ratio: round(o.cpu / b.cpu), runs: res.onbus.cpu.map(round), note })
   }
 }
 
@@ -387,6 +417,10 @@ if (role === 'rx') {
   await childReceiver(arg('kind', 'tcp') as 'tcp', arg('impl', 'onbus') as 'onbus', Number(arg('bytes', '0')), arg('path', ''))
 } else if (role === 'tx') {
   await childSender(arg('kind', 'tcp') as 'tcp', arg('impl', 'onbus') as 'onbus', Number(arg('bytes', '0')), Number(arg('port', '0')), arg('path', ''), arg('file', ''))
+} else if (role === 'xrx') {
+  await childXferRx(arg('impl', 'onbus') as 'onbus', arg('path', ''))
+} else if (role === 'xtx') {
+  await childXferTx(arg('impl', 'onbus') as 'onbus', Number(arg('port', '0')), arg('file', ''))
 } else {
   const only = new Set(arg('only', 'tcp,unix,file,serial,transfer').split(','))
   const runs = Number(arg('runs', '3'))
@@ -397,8 +431,8 @@ if (role === 'rx') {
   if (only.has('file')) await benchFile(runs, Number(arg('transfer-gib', '1')))
   if (only.has('transfer')) {
     // On tmpfs the protocol's own cost shows; on disk, the disk's.
-    if (existsSync('/dev/shm')) await benchTransfer(Number(arg('transfer-gib', '1')), '/dev/shm')
-    await benchTransfer(Number(arg('transfer-gib', '1')), tmpdir())
+    if (existsSync('/dev/shm')) await benchTransfer(Number(arg('transfer-gib', '1')), '/dev/shm', runs)
+    await benchTransfer(Number(arg('transfer-gib', '1')), tmpdir(), runs)
   }
 
 }

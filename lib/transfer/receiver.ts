@@ -64,6 +64,10 @@ interface Active {
   written: number
   /** Bytes flushed and recorded in the state file. */
   synced: number
+  /** Offset the last flush was asked for. */
+  syncRequested: number
+  /** Flushes, in order, beside the writes. */
+  syncing: Promise<void>
   /** SHA-256 of bytes [0, expected). */
   hash: Hash
   /** Writes and checkpoints, in order. */
@@ -177,7 +181,14 @@ export class FileReceiver extends EventEmitter {
           if (a.failed || a.closed) return
           await writeAll(a.fh, copy, offset)
           a.written = end
-          if (end - a.synced >= this.syncEvery) await this.checkpoint(a)
+          // Flushing runs beside the writes that follow (they need not wait
+          // for the disk); it records only what was written before it began.
+          if (end - a.syncRequested >= this.syncEvery) {
+            a.syncRequested = end
+            a.syncing = a.syncing.then(() => this.checkpoint(a, end)).catch((err: Error) => {
+              a.failed ??= err
+            })
+          }
           send(T_ACK, { offset: end })
           this.emit('progress', { name: a.name, bytes: end, total: a.size })
         }).catch((err: Error) => {
@@ -271,7 +282,7 @@ export class FileReceiver extends EventEmitter {
 
   /** Runs `last` after the file's pending writes, then closes it. */
   private finishWith(a: Active, last: () => Promise<void>): Promise<void> {
-    const done = a.chain.then(last).finally(async () => {
+    const done = a.chain.then(() => a.syncing).then(last).finally(async () => {
       a.closed = true
       await a.fh.close().catch(() => {})
       if (this.files.get(a.name) === a) this.files.delete(a.name)
@@ -308,7 +319,7 @@ export class FileReceiver extends EventEmitter {
     const fh = await openFile(part, expected > 0 ? 'r+' : 'w', 0o600)
     // Anything past the recorded offset was never verified and flushed: cut it.
     await fh.truncate(expected)
-    const a: Active = { id, name, size, part, state, fh, expected, written: expected, synced: expected, hash, chain: Promise.resolve(), failed: null, closed: false, final: null, release: () => Promise.resolve() }
+    const a: Active = { id, name, size, part, state, fh, expected, written: expected, synced: expected, syncRequested: expected, syncing: Promise.resolve(), hash, chain: Promise.resolve(), failed: null, closed: false, final: null, release: () => Promise.resolve() }
     if (expected === 0) await this.checkpoint(a)
     return a
   }
@@ -318,9 +329,8 @@ export class FileReceiver extends EventEmitter {
    * record never runs ahead of the disk). Runs on the file's chain, after the
    * writes queued before it.
    */
-  private async checkpoint(a: Active): Promise<void> {
+  private async checkpoint(a: Active, upto = a.written): Promise<void> {
     if (a.closed || a.failed) return
-    const upto = a.written
     if (upto !== a.synced || upto === 0) {
       await a.fh.datasync()
       const tmp = `${a.state}.tmp`

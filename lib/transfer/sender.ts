@@ -230,9 +230,26 @@ export class FileSender extends EventEmitter {
         // start reconnecting) in between, and a header without its data would
         // open the next connection misaligned.
         const header = chunkHeader(this.sent, crc32c(buffer), n)
-        const link = this.link as TransferChannel & { writev?: (c: Uint8Array[]) => boolean }
+        const link = this.link as TransferChannel & {
+          writev?: (c: Uint8Array[]) => boolean
+          sendFile?: (fd: number, o: { offset: number; length: number }) => boolean
+          writableNeedDrain?: boolean
+          cork?: () => void
+          uncork?: () => void
+        }
         let ok: boolean
-        if (link.writev) ok = link.writev([header, buffer])
+        if (link.sendFile && link.cork && link.uncork) {
+          // The bytes were read to be hashed; they leave by sendfile(2)
+          // straight from the page cache, saving the copy into the socket.
+          // (Had the file changed in between, the CRC and then the digest
+          // would say so: nothing wrong is ever accepted.)
+          link.cork()
+          link.write(header)
+          link.sendFile(fh.fd, { offset: this.sent, length: n })
+          link.uncork()
+          // Judged after the gathered send: if it all went, 'drain' already fired.
+          ok = !link.writableNeedDrain
+        } else if (link.writev) ok = link.writev([header, buffer])
         else {
           ok = link.write(header)
           if (gen !== this.gen) return
@@ -273,6 +290,9 @@ export class FileSender extends EventEmitter {
   private fail(err: Error): void {
     if (this.finished) return
     this.finished = true
+    // File segments still queued name this file's descriptor, which is
+    // about to close (and whose number could be reused): drop them.
+    ;(this.link as { discardQueue?: () => number }).discardQueue?.()
     this.teardown()
     this.reject(err)
     if (this.listenerCount('error') > 0) this.emit('error', err)
