@@ -190,6 +190,8 @@ export class IpcTransport extends EventEmitter implements Transport {
   private readonly peers = new Set<Peer>()
   private readonly byId = new Map<string, Peer>()
   private readonly connecting = new Set<string>()
+  private readonly retries = new Map<string, number>()
+  private ticks = 0
   private readonly handles = new Map<string, number>()
   private nextHandle = 1
   private ring: ShmRing<Peer> | null = null
@@ -324,7 +326,13 @@ export class IpcTransport extends EventEmitter implements Transport {
     const [rc, pid, uid] = conn.sock.connect(path)
     if (rc < 0) {
       conn.close()
-      if (rc === -111 /* ECONNREFUSED */ && !pidAlive(Number(id.split('-')[0]))) {
+      if ((rc === -111 /* ECONNREFUSED */ || rc === -11) /* EAGAIN: backlog full */ && pidAlive(Number(id.split('-')[0]))) {
+        // Seen between its bind() and listen(), or busy: try again shortly (for about a second).
+        const n = (this.retries.get(id) ?? 0) + 1
+        this.retries.set(id, n)
+        if (n <= 40) setTimeout(() => this.consider(id), 25).unref()
+        else this.retries.delete(id)
+      } else if (rc === -111) {
         try {
           unlinkSync(path) // its process is gone: a stale file
         } catch {
@@ -335,6 +343,7 @@ export class IpcTransport extends EventEmitter implements Transport {
       }
       return
     }
+    this.retries.delete(id)
     peer.id = id
     conn.pid = pid
     this.connecting.add(id)
@@ -827,6 +836,8 @@ export class IpcTransport extends EventEmitter implements Transport {
   }
 
   private tick(): void {
+    // A rescan every few ticks (one readdir) finds what inotify did not report (no watch, a full event queue).
+    if (++this.ticks % 8 === 0) this.rescan()
     this.reclaimStale()
     this.wakeSlotWaiters()
     const now = performance.now()
