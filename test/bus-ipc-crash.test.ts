@@ -67,9 +67,10 @@ describe('bus between processes: crashing and stalling subscribers', () => {
     }
     await run(1500)
     await stalling.line((l) => l.ev === 'stalling')
-    expect(stalls.length).toBeGreaterThanOrEqual(1)
-    expect(stalls[0]).toMatchObject({ pid: stalling.pid, total: 1 })
-    expect(stalls[0].reclaimed).toBeGreaterThanOrEqual(1)
+    const mine = stalls.filter((e) => e.pid === stalling.pid)
+    expect(mine.length).toBeGreaterThanOrEqual(1)
+    expect(mine[0].total).toBe(1)
+    expect(mine[0].reclaimed).toBeGreaterThanOrEqual(1)
     // At most the slots the stalled process held, for at most one stall timeout, were missing.
     expect(noSlot).toBeLessThanOrEqual(Math.ceil(300 / 40) + 2)
 
@@ -84,7 +85,7 @@ describe('bus between processes: crashing and stalling subscribers', () => {
     expect(healthy.of('frame').map((l) => l.seq)).toEqual([...Array(published).keys()].map((i) => i + 1))
     await until(() => ipc.stats().shmFree === 4, 'every slot free again')
     expect(ipc.stats().stalls).toBeGreaterThanOrEqual(1)
-    expect(ipc.stats().reclaimed).toBeGreaterThanOrEqual(stalls[0].reclaimed)
+    expect(ipc.stats().reclaimed).toBeGreaterThanOrEqual(mine[0].reclaimed)
   })
 
   it('a subscriber SIGKILLed mid-stream: the publisher notices, cleans up its topics, and goes on', async () => {

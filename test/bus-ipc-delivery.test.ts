@@ -108,6 +108,22 @@ describe('bus between processes', () => {
     expect(ipc.stats()).toMatchObject({ sentShm: 7, dropped: 0, reclaimed: 0 })
   })
 
+  it('drops and reports a message larger than a slot, and refuses loans that cannot fit', async () => {
+    const { dir, bus, ipc } = setup()
+    const { frames } = topics(bus)
+    const drops: { reason: string; count: number }[] = []
+    ipc.on('drop', (e: { reason: string; count: number }) => drops.push(e))
+    const c = child(dir, 'sub')
+    await until(forwarded(bus, 'frames'), 'the child to subscribe')
+    frames.publish(new Uint8Array((4 << 20) + 1))
+    expect(drops).toEqual([expect.objectContaining({ reason: 'too-large', count: 1 })])
+    expect(() => ipc.loan((4 << 20) + 1)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+    frames.publish(new Uint8Array(100_000).fill(1))
+    const f = await c.line((l) => l.ev === 'frame')
+    expect(f).toMatchObject({ seq: 2, len: 100_000, ok: false, shared: true }) // seq 1 was the dropped one; its bytes are 1, not seq & 0xff
+    expect(ipc.stats().dropped).toBe(1)
+  })
+
   it('notices a peer that exits: its endpoints are removed and its socket file is gone', async () => {
     const { dir, bus, ipc } = setup()
     const { small } = topics(bus)

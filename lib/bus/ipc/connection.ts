@@ -51,6 +51,8 @@ export class Connection {
     return this.out.length - this.head
   }
   closed = false
+  /** Datagrams dropped for being larger than a receive slot. */
+  truncated = 0
   /** The batch being filled (see T_BATCH) and its fill level. */
   pack: Uint8Array | null = null
   private packFill = 0
@@ -85,7 +87,9 @@ export class Connection {
     for (let i = 0; i < count; i++) {
       const len = lens[i] & 0x7fffffff
       const bytes = new Uint8Array(ring, i * SLOT_SIZE, len)
-      if (this.closed) {
+      if (this.closed || lens[i] & 0x80000000) {
+        // Closed, or a datagram larger than a slot (no onbus peer sends one): not parsed.
+        if (lens[i] & 0x80000000) this.truncated++
         if (fds[i] >= 0) ipcNative.IpcSocket.closeFd(fds[i])
         continue
       }
