@@ -138,6 +138,8 @@ export interface NativeStreamSocketCtor {
   new (onBatch: (start: number, count: number) => void, onEvent: (kind: StreamEvent, a?: number, b?: number) => void): NativeStreamSocket
   /** CRC-32C of `data` (continuing from `seed`), with the CPU's CRC instructions where present. */
   crc32c(data: Uint8Array, seed?: number): number
+  /** A built-in framer as a plug-in framer external (null for a bad specification). */
+  makeFramer(spec: NativeFramerSpec): object | null
 }
 
 export interface NativeStreamServer {

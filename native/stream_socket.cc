@@ -478,6 +478,7 @@ Napi::Function StreamSocket::Init(Napi::Env env) {
                          InstanceMethod<&StreamSocket::Close>("close"),
                          InstanceMethod<&StreamSocket::SetBusyPoll>("setBusyPoll"),
                          StaticMethod<&StreamSocket::Crc32cOf>("crc32c"),
+                         StaticMethod<&StreamSocket::MakeFramer>("makeFramer"),
                      });
 }
 
@@ -717,6 +718,50 @@ Napi::Value StreamSocket::GetOption(const Napi::CallbackInfo& info) {
 // littleEndian, lengthOffset, adjust, magic?: Uint8Array } or { kind:
 // 'delimited', delimiter: Uint8Array, includeDelimiter, skipEmpty }. Must be
 // called before startReceive (framing changes mid-stream are not supported).
+// Builds a built-in framer from its JavaScript specification (nullptr if the
+// specification is not one).
+static std::unique_ptr<Framer> FramerFromSpec(Napi::Object o) {
+  Napi::Value kv = o.Get("kind").Unwrap();
+  if (!kv.IsString()) return nullptr;  // not a specification (a stray object)
+  std::string kind = kv.As<Napi::String>().Utf8Value();
+  auto num = [&](const char* key, bool* ok) {
+    Napi::Value n = o.Get(key).Unwrap();
+    if (!n.IsNumber()) *ok = false;
+    return n.IsNumber() ? n.As<Napi::Number>().Int64Value() : 0;
+  };
+  auto bytes = [&](const char* key) {
+    std::vector<uint8_t> out;
+    Napi::Value b = o.Get(key).Unwrap();
+    if (b.IsTypedArray()) {
+      auto u = b.As<Napi::Uint8Array>();
+      out.assign(u.Data(), u.Data() + u.ByteLength());
+    }
+    return out;
+  };
+  if (kind == "length") {
+    LengthFramerConfig c;
+    bool ok = true;
+    int64_t size = num("lengthSize", &ok), offset = num("lengthOffset", &ok);
+    c.adjust = num("adjust", &ok);
+    c.little_endian = o.Get("littleEndian").Unwrap().ToBoolean().Unwrap().Value();
+    c.magic = bytes("magic");
+    if (!ok || (size != 1 && size != 2 && size != 4) || offset < 0 || offset > 64 || c.adjust < -1 || c.magic.size() > 8)
+      return nullptr;
+    c.length_size = static_cast<uint32_t>(size);
+    c.length_offset = static_cast<uint32_t>(offset);
+    return MakeLengthFramer(c);
+  }
+  if (kind == "delimited") {
+    DelimitedFramerConfig c;
+    c.delimiter = bytes("delimiter");
+    c.include_delimiter = o.Get("includeDelimiter").Unwrap().ToBoolean().Unwrap().Value();
+    c.skip_empty = o.Get("skipEmpty").Unwrap().ToBoolean().Unwrap().Value();
+    if (c.delimiter.empty() || c.delimiter.size() > 8) return nullptr;
+    return MakeDelimitedFramer(c);
+  }
+  return nullptr;
+}
+
 Napi::Value StreamSocket::SetFramer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::unique_ptr<Framer> f;
@@ -725,41 +770,23 @@ Napi::Value StreamSocket::SetFramer(const Napi::CallbackInfo& info) {
     f = UnwrapFramer(env, v);
     if (!f) return Napi::Number::New(env, -EINVAL);
   } else if (v.IsObject()) {
-    Napi::Object o = v.As<Napi::Object>();
-    std::string kind = o.Get("kind").Unwrap().As<Napi::String>().Utf8Value();
-    auto bytes = [&](const char* key) {
-      std::vector<uint8_t> out;
-      Napi::Value b = o.Get(key).Unwrap();
-      if (b.IsTypedArray()) {
-        auto u = b.As<Napi::Uint8Array>();
-        out.assign(u.Data(), u.Data() + u.ByteLength());
-      }
-      return out;
-    };
-    if (kind == "length") {
-      LengthFramerConfig c;
-      c.length_size = o.Get("lengthSize").Unwrap().As<Napi::Number>().Uint32Value();
-      c.little_endian = o.Get("littleEndian").Unwrap().ToBoolean().Unwrap().Value();
-      c.length_offset = o.Get("lengthOffset").Unwrap().As<Napi::Number>().Uint32Value();
-      c.adjust = o.Get("adjust").Unwrap().As<Napi::Number>().Int64Value();
-      c.magic = bytes("magic");
-      if (c.length_size != 1 && c.length_size != 2 && c.length_size != 4) return Napi::Number::New(env, -EINVAL);
-      f = MakeLengthFramer(c);
-    } else if (kind == "delimited") {
-      DelimitedFramerConfig c;
-      c.delimiter = bytes("delimiter");
-      c.include_delimiter = o.Get("includeDelimiter").Unwrap().ToBoolean().Unwrap().Value();
-      c.skip_empty = o.Get("skipEmpty").Unwrap().ToBoolean().Unwrap().Value();
-      if (c.delimiter.empty() || c.delimiter.size() > 8) return Napi::Number::New(env, -EINVAL);
-      f = MakeDelimitedFramer(c);
-    } else {
-      return Napi::Number::New(env, -EINVAL);
-    }
+    f = FramerFromSpec(v.As<Napi::Object>());
+    if (!f) return Napi::Number::New(env, -EINVAL);
   }
   std::lock_guard<std::mutex> lk(rx_->io_mu);
   if (rx_->ring != nullptr) return Napi::Number::New(env, -EALREADY);
   rx_->framer = std::move(f);
   return Napi::Number::New(env, 0);
+}
+
+// StreamSocket.makeFramer(spec) -> a framer external (WrapFramer), the same
+// kind of value another native class hands out for `framing: { type:
+// 'custom' }`. Lets a built-in framer travel through the plug-in path.
+Napi::Value StreamSocket::MakeFramer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::unique_ptr<Framer> f = info[0].IsObject() ? FramerFromSpec(info[0].As<Napi::Object>()) : nullptr;
+  if (!f) return env.Null();
+  return WrapFramer(env, std::move(f));
 }
 
 // startReceive(ring, meta, metaCap, maxFrame, minRead). Ring size and metaCap

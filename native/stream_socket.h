@@ -119,6 +119,7 @@ class StreamSocket : public Napi::ObjectWrap<StreamSocket>, public JsTarget {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value SetBusyPoll(const Napi::CallbackInfo& info);
   static Napi::Value Crc32cOf(const Napi::CallbackInfo& info);
+  static Napi::Value MakeFramer(const Napi::CallbackInfo& info);
 
   int Register(int fd, int kind);
   void DoClose();

@@ -1,6 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { once } from 'node:events'
 import { createTcpLink, createTcpServer, type StreamLink, type StreamServer, type FramingOptions, type ClientLinkOptions } from '../lib/index.js'
+import { streamNative } from '../bindings/index.js'
 
 const open: (StreamLink | StreamServer)[] = []
 afterEach(() => {
@@ -171,6 +172,26 @@ describe('native framing', () => {
     tx.write('x\n')
     await got
     expect(() => kept!.len(0)).toThrow(expect.objectContaining({ code: 'ERR_ONBUS_BATCH_RELEASED' }))
+  })
+
+  it('a plug-in framer (a type-tagged native external, as the MAVLink link hands out) frames the link; anything else is refused', async () => {
+    let made = 0
+    const create = () => {
+      made++
+      return streamNative.StreamSocket.makeFramer({ kind: 'delimited', delimiter: Uint8Array.from([0x7e]), includeDelimiter: false, skipEmpty: true })!
+    }
+    const { rx, tx } = await pair({ framing: { type: 'custom', create } })
+    expect(made).toBe(1)
+    const p = collect(rx, 3)
+    tx.write('~one~two~~three~')
+    const got = await p
+    expect(got.frames.map(String)).toEqual(['one', 'two', 'three'])
+    // An external is single-use (ownership moves to the socket), and a plain object is not a framer.
+    const ext = create()
+    const bad = createTcpLink({ port: 1, framing: { type: 'custom', create: () => ({ not: 'a framer' }) } })
+    const err = await new Promise<Error>((r) => bad.once('error', r))
+    expect(err).toMatchObject({ code: 'EINVAL', syscall: 'setFramer' })
+    expect(ext).toBeTruthy()
   })
 
   it('rejects bad framing options before reaching native code', () => {
