@@ -120,4 +120,39 @@ describe('bus between processes: crashing and stalling subscribers', () => {
     await until(() => ipc.stats().shmFree === 4, 'every slot free again')
     expect((await victim.exited).signal).toBe('SIGKILL')
   })
+
+  it('a stalled subscriber of a reliable topic blocks its publisher for at most the stall timeout, then its messages are dropped and counted', async () => {
+    const { dir, bus, ipc } = setup(300)
+    const small = bus.topic('small', { qos: qosProfiles.reliable, codec: jsonCodec<{ i: number; pad: string }>() })
+    const frames = bus.topic('frames', { qos: { ...qosProfiles.sensorData, depth: 4 }, codec: rawCodec })
+    const healthy = child(dir, 'sub')
+    const stalling = child(dir, 'stall', 1)
+    const pad = 'x'.repeat(1000) // 20 MB in all: far more than a stalled peer's socket and send queue hold
+    await until(() => subscribers(bus, 'small') === 2 && subscribers(bus, 'frames') === 2, 'both to subscribe')
+    const stalls: IpcStallEvent[] = []
+    ipc.on('stall', (e: IpcStallEvent) => stalls.push(e))
+    ipc.loan(1024)!.publish(frames)
+    await stalling.line((l) => l.ev === 'stalling')
+    const p = small.publisher({ name: 'p' })
+    const N = 20_000
+    const t0 = Date.now()
+    let longest = 0
+    for (let i = 0; i < N; i++) {
+      if (!p.publish({ i, pad })) {
+        const w = Date.now()
+        await p.ready()
+        longest = Math.max(longest, Date.now() - w)
+        i--
+      }
+      if (i % 1000 === 0) await new Promise((r) => setImmediate(r))
+    }
+    // Blocked at most about one stall timeout (plus a tick and scheduling), never for good.
+    expect(longest).toBeLessThan(3000)
+    expect(Date.now() - t0).toBeLessThan(20_000)
+    await until(() => healthy.of('small').length === N, `the healthy child to get all ${N}`, 20_000)
+    expect(healthy.of('small').every((l, k) => (l.v as { i: number }).i === k && l.padded === 1000)).toBe(true)
+    const mine = stalls.filter((e) => e.pid === stalling.pid)
+    expect(mine.length).toBeGreaterThanOrEqual(1)
+    expect(ipc.stats().dropped).toBeGreaterThan(0)
+  })
 })

@@ -27,7 +27,9 @@ const frames = bus.topic('frames', { qos: { ...qosProfiles.sensorData, depth: 4 
 const echoPub = echo.publisher({ name: 'echoer' })
 
 small.subscribe((v, meta) => {
-  out({ ev: 'small', v, seq: meta.seq, source: meta.source })
+  // `pad` (bulk for back-pressure tests) is not echoed to stdout.
+  const { pad, ...shown } = v ?? {}
+  out({ ev: 'small', v: shown, seq: meta.seq, source: meta.source, padded: typeof pad === 'string' ? pad.length : 0 })
   echoPub.publish({ back: v })
   if (v && v.stop) {
     bus.close()
