@@ -9,6 +9,7 @@
 
 #include "addon.h"
 #include "stream_socket.h"
+#include "util/call_js.h"
 #include "util/sockaddr.h"
 
 namespace onbus {
@@ -314,7 +315,7 @@ void StreamServer::OnWake(Napi::Env env, uint32_t) {
       }
       peers.Set(static_cast<uint32_t>(i), p);
     }
-    on_accept_.Call({peers});
+    CallReporting(env, on_accept_, {peers});
     // Whatever JavaScript did not take is closed: no accepted descriptor leaks.
     for (int fd : batch_)
       if (fd >= 0) ::close(fd);
@@ -322,7 +323,7 @@ void StreamServer::OnWake(Napi::Env env, uint32_t) {
   }
   for (int e : errors) {
     if (closed_) return;
-    on_event_.Call({Napi::Number::New(env, -e)});
+    CallReporting(env, on_event_, {Napi::Number::New(env, -e)});
   }
   if (!closed_ && errors.empty()) {
     std::lock_guard<std::mutex> lk(rx_->io_mu);

@@ -20,6 +20,8 @@
 
 #include "addon.h"
 #include "stream_checksum.h"
+#include "util/call_js.h"
+#include "util/clock.h"
 #include "util/sockaddr.h"
 
 #ifndef SO_TIMESTAMPING_OLD
@@ -331,12 +333,9 @@ struct StreamRx : IoSource {
   }
 
   void Drain() {
-    KernelTs64 wake_ts{0, 0};
-    {
-      timespec now;
-      clock_gettime(CLOCK_REALTIME, &now);
-      wake_ts = {now.tv_sec, now.tv_nsec};
-    }
+    // 64-bit even on 32-bit ARM (util/clock.h): these stamps outlive 2038.
+    Time64 now = ClockGet(CLOCK_REALTIME);
+    KernelTs64 wake_ts{now.sec, now.nsec};
     const uint32_t mask = ring_size - 1;
     for (unsigned call = 0; call < kRxBudget; call++) {
       if (MetaFull() && PauseIfStillFull(0, true)) return;
@@ -845,7 +844,11 @@ Napi::Value StreamSocket::Write(const Napi::CallbackInfo& info) {
   size_t total = 0;
   uint32_t max = kind_ == kStreamSeqpacket ? kTxMaxMsgs : kTxMaxIov;
   for (uint32_t i = index; i < n && tx_iov_.size() < max; i++) {
-    Napi::Value v = list.Get(i).Unwrap();
+    // Nothing only when JavaScript can no longer run (a worker being
+    // terminated): send what was gathered instead of aborting.
+    Napi::MaybeOrValue<Napi::Value> mv = list.Get(i);
+    if (mv.IsNothing()) break;
+    Napi::Value v = mv.Unwrap();
     if (!v.IsTypedArray()) break;  // a file segment: sent by sendFile()
     auto ta = v.As<Napi::Uint8Array>();
     size_t skip = i == index ? offset : 0;
@@ -1087,7 +1090,7 @@ void StreamSocket::DeliverBatch(Napi::Env env) {
   std::shared_ptr<StreamRx> hold = rx_;  // the handler may close the socket
   if (head != tail) {
     in_batch_ = true;
-    on_batch_.Call({Napi::Number::New(env, tail & (rx.meta_cap - 1)), Napi::Number::New(env, head - tail)});
+    CallReporting(env, on_batch_, {Napi::Number::New(env, tail & (rx.meta_cap - 1)), Napi::Number::New(env, head - tail)});
     in_batch_ = false;
   }
   // Return the space whether or not the handler threw.
@@ -1111,7 +1114,7 @@ void StreamSocket::DeliverEvents(Napi::Env env, uint32_t kind) {
     }
   }
   if (kind == kWakeWritable) {
-    on_event_.Call({Napi::Number::New(env, kEvWritable)});
+    CallReporting(env, on_event_, {Napi::Number::New(env, kEvWritable)});
     return;
   }
   // Records published before an event are delivered before it (an 'end'
@@ -1119,7 +1122,7 @@ void StreamSocket::DeliverEvents(Napi::Env env, uint32_t kind) {
   DeliverBatch(env);
   for (const StreamEvent& e : events) {
     if (closed_) return;
-    on_event_.Call({Napi::Number::New(env, e.kind), Napi::Number::New(env, e.a), Napi::Number::New(env, e.b)});
+    CallReporting(env, on_event_, {Napi::Number::New(env, e.kind), Napi::Number::New(env, e.a), Napi::Number::New(env, e.b)});
   }
 }
 

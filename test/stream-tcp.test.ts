@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createHash, randomBytes } from 'node:crypto'
 import * as net from 'node:net'
 import { createTcpLink, createTcpServer, type StreamLink, type StreamServer } from '../lib/index.js'
+import { emulatorLimit } from './helpers/emulator.js'
 
 const open: (StreamLink | StreamServer | net.Server)[] = []
 afterEach(() => {
@@ -34,12 +35,13 @@ describe('TCP links', () => {
     c.write('again')
     const [, info] = await once(c, 'data')
     // TCP with SO_TIMESTAMPING gives a stamp per read (that of the newest segment in it).
-    expect(info.kernelStamp).toBe(true)
+    // qemu-user implements no SO_TIMESTAMPING: the wake-up stamp stands in, flagged.
+    expect(info.kernelStamp).toBe(!emulatorLimit('timestamping'))
     const now = BigInt(Date.now()) * 1_000_000n
     expect(info.rxTime).toBeGreaterThan(now - 5_000_000_000n)
     expect(info.rxTime).toBeLessThanOrEqual(now + 1_000_000_000n)
     expect(process.hrtime.bigint()).toBeGreaterThan(before)
-    expect(c.stats().kernelStamps).toBeGreaterThan(0)
+    if (!emulatorLimit('timestamping')) expect(c.stats().kernelStamps).toBeGreaterThan(0)
   })
 
   it('works over IPv6', async () => {
