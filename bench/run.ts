@@ -194,19 +194,24 @@ const MAX_RETRIES = 2
  * someone else's. Gives up waiting after 3 minutes and says so.
  */
 async function waitQuiet(): Promise<void> {
+  const t = performance.now()
   let waited = 0
   while ((await cpuBusy(200)) > 0.2) {
     if (waited === 0) log('  (the machine is busy with something else; waiting for it to go quiet)')
     if (waited >= 180_000) {
       log('  (still busy after 3 minutes; measuring anyway, expect noise)')
       noisy = true
-      return
+      break
     }
     await sleep(2000)
     waited += 2300
   }
+  if (waited > 0) waitedMs += performance.now() - t
 }
 let noisy = false
+/** Time spent waiting for others' load to pass, and runs taken again: reported at the end. */
+let waitedMs = 0
+let retaken = 0
 
 // ---------------------------------------------------------------- children
 
@@ -350,6 +355,7 @@ async function measured(
       return { s, rep, bg }
     }
     log(`  ${label}: other processes used ${bg.toFixed(2)} cores during the run; taking it again`)
+    retaken++
   }
 }
 
@@ -613,6 +619,87 @@ function fmt(v: number, unit: string): string {
   return `${v.toFixed(1)} ${unit}`
 }
 
+/** Median of a case's metric, formatted, or '–'. */
+function cell(key: string, metric: string, unit: string): string {
+  const f = fig(key, metric)
+  return f ? fmt(f.value, unit) : '–'
+}
+
+function ratioCell(key: string, bkey: string, metric: string): string {
+  const a = fig(key, metric)
+  const b = fig(bkey, metric)
+  return a && b && b.value ? `${(a.value / b.value).toFixed(2)}×` : '–'
+}
+
+/** The README-sized view: one table per figure, one line per receiver. */
+function summary(): string[] {
+  const out: string[] = []
+  const label: Record<string, string> = {
+    'c-recvmmsg': 'C `recvmmsg` sink (timestamps on)',
+    dgram: 'Node `dgram`',
+    batch: 'onbus batch API',
+    message: 'onbus message API',
+    gro: 'onbus batch API + UDP_GRO',
+  }
+  for (const size of SIZES) {
+    if (!results.has(`rx.${size}.dgram`)) continue
+    out.push(
+      `**Saturation, ${size} B datagrams** (GSO sender offering ${cell(`tx.${size}.gso`, 'offered', 'datagrams/s')}; ${cell(`tx.${size}.gro`, 'offered', 'datagrams/s')} to the GRO receiver)`,
+      '',
+      '| receiver | delivered | loss | CPU per 1M datagrams | rate vs dgram | rate vs C | CPU vs dgram | CPU vs C |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    )
+    for (const k of ['c-recvmmsg', 'dgram', 'batch', 'message', 'gro']) {
+      const key = `rx.${size}.${k}`
+      if (!results.has(key)) continue
+      const d = `rx.${size}.dgram`
+      const c = `rx.${size}.c-recvmmsg`
+      out.push(
+        `| ${label[k]} | ${cell(key, 'rate', 'datagrams/s')}${senderBound(key) ? ' (a)' : ''} | ${cell(key, 'loss', '%')} | ${cell(key, 'cpu', 'cpu-s/M')} | ` +
+          `${ratioCell(key, d, 'rate')} | ${ratioCell(key, c, 'rate')} | ${ratioCell(key, d, 'cpu')} | ${ratioCell(key, c, 'cpu')} |`,
+      )
+    }
+    out.push('')
+  }
+  if ([...results.keys()].some((k) => senderBound(k)))
+    out.push(`(a) ${SENDER_BOUND}.`, '')
+  for (const size of SIZES) {
+    if (!results.has(`lat.${size}.dgram`)) continue
+    out.push(
+      `**Latency at ${LATENCY_RATE.toLocaleString('en')} datagrams/s, ${size} B** (sender clock in the payload → handler; kernel receive stamp → handler)`,
+      '',
+      '| receiver | sender→handler p50 | p99 | p99 vs dgram | kernel→handler p50 | p99 | loss |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    )
+    for (const k of ['c-recvmmsg', 'dgram', 'batch', 'message']) {
+      const key = `lat.${size}.${k}`
+      if (!results.has(key)) continue
+      out.push(
+        `| ${label[k]} | ${cell(key, 'p50', 'us')} | ${cell(key, 'p99', 'us')} | ${k === 'dgram' || k === 'c-recvmmsg' ? '' : ratioCell(key, `lat.${size}.dgram`, 'p99')} | ` +
+          `${cell(key, 'kp50', 'us')} | ${cell(key, 'kp99', 'us')} | ${cell(key, 'loss', '%')} |`,
+      )
+    }
+    out.push('')
+  }
+  if (results.has('pp.dgram')) {
+    const pl: Record<string, string> = {
+      'c-epoll': 'C ↔ C, epoll',
+      'c-busypoll': `C ↔ C, spinning ${SPIN_US} us before sleeping`,
+      dgram: 'dgram ↔ dgram',
+      onbus: 'onbus ↔ onbus',
+      'onbus-busypoll': `onbus ↔ onbus, \`busyPollUs: ${SPIN_US}\``,
+    }
+    out.push('**UDP ping-pong, 64 B, one in flight** (round trip at the client)', '', '| pair | p50 | p99 | p99 vs dgram |', '|---|---:|---:|---:|')
+    for (const k of ['c-epoll', 'c-busypoll', 'dgram', 'onbus', 'onbus-busypoll']) {
+      const key = `pp.${k}`
+      if (!results.has(key)) continue
+      out.push(`| ${pl[k]} | ${cell(key, 'p50', 'us')} | ${cell(key, 'p99', 'us')} | ${k.startsWith('onbus') ? ratioCell(key, 'pp.dgram', 'p99') : ''} |`)
+    }
+    out.push('')
+  }
+  return out
+}
+
 function markdown(env: Record<string, unknown>, checks: string[]): string {
   const lines = [
     `# onbus benchmark — ${env.date}`,
@@ -621,6 +708,9 @@ function markdown(env: Record<string, unknown>, checks: string[]): string {
       `Machine: ${env.cpu} × ${env.cores}, Linux ${env.kernel}, Node ${env.node}; ` +
       (PIN ? `sender and ping client pinned to CPU ${PIN_SENDER}, receiver and echo peer (all threads) to CPU ${PIN_RECEIVER}; ` : 'nothing pinned; ') +
       `receive buffer ${(RCVBUF / 1048576).toFixed(0)} MiB requested by every receiver.`,
+    '',
+    ...summary(),
+    '## Every row',
     '',
     '| figure | value | baseline | ratio |',
     '|---|---:|---|---:|',
@@ -636,7 +726,8 @@ function markdown(env: Record<string, unknown>, checks: string[]): string {
     lines.push(`| \`${r.name}\` | ${fmt(r.value, r.unit)}${mark} | ${r.baseline ?? ''} | ${r.ratio !== undefined ? r.ratio.toFixed(2) + '×' : ''} |`)
   }
   if (notes.length) lines.push('', ...notes.map((n, i) => `(${i + 1}) ${n}.`))
-  lines.push('', 'Targets (ratios from this run):', '', ...checks.map((c) => `- ${c}`), '')
+  lines.splice(4, 0, 'Targets (ratios from this run):', '', ...checks.map((c) => `- ${c}`), '')
+  lines.push('')
   return lines.join('\n')
 }
 
@@ -685,4 +776,7 @@ writeFileSync(OUT, rows.map((r) => JSON.stringify(r)).join('\n') + '\n')
 writeFileSync(OUT.replace(/\.json$/, '') + '.md', markdown(env, checks))
 log('')
 for (const c of checks) log(c)
-log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s; wrote ${OUT}`)
+log(
+  `done in ${((Date.now() - t0) / 1000).toFixed(0)} s (of which ${(waitedMs / 1000).toFixed(0)} s waiting for other load to pass, ` +
+    `${retaken} runs taken again); wrote ${OUT} and ${OUT.replace(/\.json$/, '')}.md`,
+)
