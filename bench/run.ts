@@ -2,10 +2,10 @@
  * `npm run bench`: onbus's UDP receive path against Node `dgram` and a plain C
  * `recvmmsg` sink (the limit), on loopback, in one run.
  *
- *   npm run bench                      # full run, ~3-4 minutes
+ *   npm run bench                      # full run: ~3 minutes on a quiet machine
  *   node dist/bench/run.js [--quick] [--runs 5] [--seconds 1] [--only rx,lat,pingpong]
  *                          [--sizes 64,1400] [--no-pin] [--pin-sender 1] [--pin-receiver 0]
- *                          [--warmup 0.5] [--out FILE]
+ *                          [--warmup 0.5] [--no-wait] [--bg-limit 0.35] [--out FILE]
  *
  * Prints one JSON object per line to stdout and writes the same lines to
  * bench/results/latest.json (JSON lines), plus a markdown table to
@@ -48,7 +48,9 @@
  *   interleaved run by run so a noisy moment hits all of them; medians quoted.
  *   The machine is shared: before each run the harness waits for it to go
  *   quiet, and a receiver run during which other processes used more than
- *   `--bg-limit` (0.35) cores is taken again (twice at most).
+ *   `--bg-limit` (0.35) cores is taken again (twice at most). On a busy
+ *   machine that waiting can take longer than the measuring; `--no-wait`
+ *   skips it (and says so in the output: figures are then noisier).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
@@ -185,6 +187,8 @@ class Background {
 }
 /** Above this much foreign load during a run (in cores), the run is taken again. */
 const BG_LIMIT = Number(opt['bg-limit'] ?? 0.35)
+/** --no-wait: measure at once, whatever else runs (bounded time, noisier figures). */
+const NO_WAIT = opt['no-wait'] === 'true'
 const MAX_RETRIES = 2
 
 /**
@@ -194,6 +198,7 @@ const MAX_RETRIES = 2
  * someone else's. Gives up waiting after 3 minutes and says so.
  */
 async function waitQuiet(): Promise<void> {
+  if (NO_WAIT) return
   const t = performance.now()
   let waited = 0
   while ((await cpuBusy(200)) > 0.2) {
@@ -347,7 +352,7 @@ async function measured(
     const bgm = new Background()
     const { s, rep } = await run()
     const bg = bgm.cores(s.cpuSec + rep.cpuSec)
-    if (bg <= BG_LIMIT || attempt >= MAX_RETRIES) {
+    if (bg <= BG_LIMIT || attempt >= MAX_RETRIES || NO_WAIT) {
       if (bg > BG_LIMIT) {
         noisy = true
         log(`  ${label}: other processes used ${bg.toFixed(2)} cores during the run; kept after ${attempt + 1} tries`)
@@ -707,7 +712,8 @@ function markdown(env: Record<string, unknown>, checks: string[]): string {
     `Reproduce: \`npm run bench\` (${env.runs} × ${env.seconds} s per case, medians). ` +
       `Machine: ${env.cpu} × ${env.cores}, Linux ${env.kernel}, Node ${env.node}; ` +
       (PIN ? `sender and ping client pinned to CPU ${PIN_SENDER}, receiver and echo peer (all threads) to CPU ${PIN_RECEIVER}; ` : 'nothing pinned; ') +
-      `receive buffer ${(RCVBUF / 1048576).toFixed(0)} MiB requested by every receiver.`,
+      `receive buffer ${(RCVBUF / 1048576).toFixed(0)} MiB requested by every receiver.` +
+      (env.busyElsewhere ? ' **Other load ran during some runs (or `--no-wait` was given): expect noise.**' : ''),
     '',
     ...summary(),
     '## Every row',
@@ -768,7 +774,7 @@ const env = {
   seconds: SECONDS,
   pinSender: PIN_SENDER,
   pinReceiver: PIN_RECEIVER,
-  busyElsewhere: noisy,
+  busyElsewhere: noisy || NO_WAIT,
   rcvBuf: RCVBUF,
 }
 mkdirSync(dirname(OUT), { recursive: true })
