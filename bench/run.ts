@@ -763,6 +763,57 @@ if (want('pingpong')) {
 }
 buildRows()
 for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n')
+
+// The other areas' benchmarks are standalone programs printing the same JSON
+// lines; run each in its own process (so their figures are their own) and
+// gather their rows into the same results file.
+const modules: { group: string; file: string; args: string[] }[] = [
+  { group: 'bus', file: 'bus-inprocess.js', args: QUICK ? ['--messages', '1000000'] : [] },
+  { group: 'ipc', file: 'bus-ipc.js', args: QUICK ? ['--quick'] : [] },
+  { group: 'streams', file: 'streams.js', args: QUICK ? ['--runs', '1', '--gib', '0.25', '--transfer-gib', '0.25', '--rtts', '200'] : [] },
+]
+const extra: string[] = []
+function baselineName(group: string, row: Record<string, unknown>): string {
+  if (typeof row.baselineName === 'string') return row.baselineName
+  const name = row.name as string
+  if (group === 'bus') return name.startsWith('codec.') ? 'JSON.parse' : 'EventEmitter'
+  if (name.startsWith('serial.')) return 'serialport'
+  if (name.startsWith('file.') || name.startsWith('transfer.')) return 'fs.createReadStream|net'
+  return 'net'
+}
+for (const m of modules) {
+  if (!want(m.group)) continue
+  log(`${m.group}: node dist/bench/${m.file} ${m.args.join(' ')}`)
+  try {
+    const out = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), m.file), ...m.args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 << 20,
+    })
+    for (const line of out.split('\n')) {
+      const t = line.trim()
+      if (!t.startsWith('{')) continue
+      try {
+        const row = JSON.parse(t) as Record<string, unknown>
+        if (typeof row.name !== 'string') continue
+        // Same shape as the UDP rows: `baseline` names what was compared,
+        // the baseline's own figure goes in `baselineValue`.
+        if (typeof row.baseline === 'number') {
+          row.baselineValue = row.baseline
+          row.baseline = baselineName(m.group, row)
+          delete row.baselineName
+        }
+        const text = JSON.stringify(row)
+        extra.push(text)
+        process.stdout.write(text + '\n')
+      } catch {
+        // not a result row
+      }
+    }
+  } catch (err) {
+    log(`${m.group}: failed (${(err as Error).message.split('\n')[0]}); its figures are missing from this run`)
+  }
+}
 const checks = targets()
 const env = {
   date: new Date().toISOString(),
@@ -778,7 +829,7 @@ const env = {
   rcvBuf: RCVBUF,
 }
 mkdirSync(dirname(OUT), { recursive: true })
-writeFileSync(OUT, rows.map((r) => JSON.stringify(r)).join('\n') + '\n')
+writeFileSync(OUT, [...rows.map((r) => JSON.stringify(r)), ...extra].join('\n') + '\n')
 writeFileSync(OUT.replace(/\.json$/, '') + '.md', markdown(env, checks))
 log('')
 for (const c of checks) log(c)
