@@ -60,6 +60,9 @@ describe('bus between processes', () => {
     for (let i = 0; i < 500; i++) expect(pub.publish({ i })).toBe(true)
     await until(() => back.length === 500, 'the echoes')
     expect(back).toEqual([...Array(500).keys()])
+    // The child's log reaches us over its stdout pipe, which can trail the
+    // echoes (the IPC path) on a loaded machine: wait for all of it.
+    await until(() => c.of('small').length >= 500, "the child's log")
     const got = c.of('small')
     expect(got.map((l) => l.seq)).toEqual([...Array(500).keys()].map((i) => i + 1))
     expect(got.every((l) => l.source === 'planner')).toBe(true)
