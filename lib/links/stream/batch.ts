@@ -8,7 +8,7 @@
  * `copy(i)`. Any accessor used after the handler returned throws
  * `ERR_ONBUS_BATCH_RELEASED`.
  */
-import { onbusError } from '../../errors.js'
+import { RingBatch } from '../../util/ring-batch.js'
 
 /** Word offsets of one 32-byte record (mirrors native/stream_socket.h). */
 const R_OFFSET = 0
@@ -27,50 +27,12 @@ const F_KERNEL_STAMP = 2
 
 const NS = 1_000_000_000n
 
-export class StreamBatch {
-  /** The whole receive ring. Record `i` is `data[offset(i) .. offset(i)+len(i))`. */
-  readonly data: Uint8Array
-  /** Number of records (chunks or frames) in this batch. */
-  length = 0
-  private readonly meta: Uint32Array
-  private readonly mask: number
-  private start = 0
-  private live = false
-
+export class StreamBatch extends RingBatch {
   /** @internal */
   constructor(ring: ArrayBuffer, meta: ArrayBuffer, metaCap: number) {
-    this.data = new Uint8Array(ring)
-    this.meta = new Uint32Array(meta)
-    this.mask = metaCap - 1
+    super(ring, meta, metaCap, STREAM_RECORD_WORDS, 'record')
   }
 
-  /** @internal */
-  _open(start: number, count: number): void {
-    this.start = start
-    this.length = count
-    this.live = true
-  }
-
-  /** @internal */
-  _close(): void {
-    this.live = false
-    this.length = 0
-  }
-
-  private rec(i: number): number {
-    if (!this.live) throw onbusError('ERR_ONBUS_BATCH_RELEASED', 'This batch was released when its handler returned; copy() what you keep')
-    if (i < 0 || i >= this.length) throw new RangeError(`record index ${i} outside batch of ${this.length}`)
-    return ((this.start + i) & this.mask) * STREAM_RECORD_WORDS
-  }
-
-  /** Byte offset of record `i` in `data`. */
-  offset(i: number): number {
-    return this.meta[this.rec(i) + R_OFFSET]
-  }
-  /** Bytes of record `i` (a frame's delimiter is not counted unless `includeDelimiter`). */
-  len(i: number): number {
-    return this.meta[this.rec(i) + R_LENGTH]
-  }
   /** Size of record `i` on the wire: a seqpacket message longer than `maxFrameSize` is larger than `len(i)`. */
   size(i: number): number {
     return this.meta[this.rec(i) + R_SIZE]
@@ -87,23 +49,11 @@ export class StreamBatch {
   payloadOffset(i: number): number {
     return this.meta[this.rec(i) + R_PAYLOAD]
   }
-  /** A view of record `i` (valid until the handler returns). */
-  view(i: number): Uint8Array {
-    const r = this.rec(i)
-    const off = this.meta[r + R_OFFSET]
-    return this.data.subarray(off, off + this.meta[r + R_LENGTH])
-  }
   /** A view of the payload of frame `i` (header skipped). */
   payload(i: number): Uint8Array {
     const r = this.rec(i)
     const off = this.meta[r + R_OFFSET]
     return this.data.subarray(off + this.meta[r + R_PAYLOAD], off + this.meta[r + R_LENGTH])
-  }
-  /** A copy of record `i` that is safe to keep. */
-  copy(i: number): Buffer {
-    const r = this.rec(i)
-    const off = this.meta[r + R_OFFSET]
-    return Buffer.from(this.data.subarray(off, off + this.meta[r + R_LENGTH]))
   }
   /**
    * True when the receive stamp of record `i` is the kernel's (SO_TIMESTAMPING

@@ -17,7 +17,7 @@ import { nextPow2, validateBool, validateFunction, validateInt } from '../../uti
 import { backoffDelay, parseReconnect, type Backoff, type ReconnectOptions } from './backoff.js'
 import { StreamBatch, STREAM_RECORD_WORDS } from './batch.js'
 import { framerFactory, type FramerFactory, type FramingOptions } from './framing.js'
-import { AsyncQueue } from './queue.js'
+import { AsyncQueue } from '../../util/async-queue.js'
 
 const EAGAIN = 11
 const ENODATA = 61

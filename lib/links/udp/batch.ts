@@ -13,12 +13,10 @@
  * that loops over `len(i)`/`offset(i)` and reads `data` directly costs no
  * garbage per datagram.
  */
-import { onbusError } from '../../errors.js'
+import { RingBatch } from '../../util/ring-batch.js'
 import { formatIp } from '../../util/ipformat.js'
 
 /** Word offsets of one 64-byte metadata record (mirrors native/udp_socket.h). */
-const M_OFFSET = 0
-const M_LENGTH = 1
 const M_FLAGS = 2
 const M_PORT = 3
 const M_SW_SEC = 4
@@ -40,18 +38,7 @@ const F_STAMP_AT_READ = 32
 
 const NS = 1_000_000_000n
 
-export class UdpBatch {
-  /** The whole receive ring. Datagram `i` is `data[offset(i) .. offset(i)+len(i))`. */
-  readonly data: Uint8Array
-  /** A DataView over the same ring, for reading fields without allocating. */
-  readonly dataView: DataView
-  /** Number of datagrams in this batch. */
-  length = 0
-  private readonly meta: Uint32Array
-  private readonly metaBytes: Uint8Array
-  private readonly mask: number
-  private start = 0
-  private live = false
+export class UdpBatch extends RingBatch {
   private lastKey0 = -1
   private lastKey1 = -1
   private lastKey2 = -1
@@ -59,43 +46,14 @@ export class UdpBatch {
   private lastFlags = -1
   private lastScope = -1
   private lastAddr = ''
+  private readonly metaBytes: Uint8Array
 
   /** @internal */
   constructor(ring: ArrayBuffer, meta: ArrayBuffer, metaCap: number) {
-    this.data = new Uint8Array(ring)
-    this.dataView = new DataView(ring)
-    this.meta = new Uint32Array(meta)
+    super(ring, meta, metaCap, M_WORDS, 'datagram')
     this.metaBytes = new Uint8Array(meta)
-    this.mask = metaCap - 1
   }
 
-  /** @internal */
-  _open(start: number, count: number): void {
-    this.start = start
-    this.length = count
-    this.live = true
-  }
-
-  /** @internal */
-  _close(): void {
-    this.live = false
-    this.length = 0
-  }
-
-  private rec(i: number): number {
-    if (!this.live) throw onbusError('ERR_ONBUS_BATCH_RELEASED', 'This batch was released when its handler returned; copy() what you keep')
-    if (i < 0 || i >= this.length) throw new RangeError(`datagram index ${i} outside batch of ${this.length}`)
-    return ((this.start + i) & this.mask) * M_WORDS
-  }
-
-  /** Byte offset of datagram `i` in `data`. */
-  offset(i: number): number {
-    return this.meta[this.rec(i) + M_OFFSET]
-  }
-  /** Bytes of datagram `i` available in `data` (≤ the link's `maxDatagramSize`). */
-  len(i: number): number {
-    return this.meta[this.rec(i) + M_LENGTH]
-  }
   /** Size of datagram `i` on the wire (larger than `len(i)` when truncated). */
   size(i: number): number {
     return this.meta[this.rec(i) + M_SIZE]
@@ -177,26 +135,5 @@ export class UdpBatch {
   /** True when datagram `i` is one segment of a GRO super-packet split natively. */
   groSegment(i: number): boolean {
     return (this.meta[this.rec(i) + M_FLAGS] & F_GRO_SEGMENT) !== 0
-  }
-  /** A view of datagram `i` over the ring (allocates a view object; valid until the handler returns). */
-  view(i: number): Uint8Array {
-    const r = this.rec(i)
-    const off = this.meta[r + M_OFFSET]
-    return this.data.subarray(off, off + this.meta[r + M_LENGTH])
-  }
-  /** A copy of datagram `i` that is safe to keep. */
-  copy(i: number): Buffer {
-    const r = this.rec(i)
-    const off = this.meta[r + M_OFFSET]
-    const len = this.meta[r + M_LENGTH]
-    const b = Buffer.allocUnsafe(len)
-    b.set(this.data.subarray(off, off + len))
-    return b
-  }
-  /** Copies of every datagram in the batch. */
-  copyAll(): Buffer[] {
-    const out: Buffer[] = []
-    for (let i = 0; i < this.length; i++) out.push(this.copy(i))
-    return out
   }
 }

@@ -13,6 +13,7 @@ import { native, NativeEvent, type NativeUdpSocket } from '../../../bindings/ind
 import { errnoException, invalidArgType, invalidArgValue, notRunning, outOfRange, type OnbusSystemError } from '../../errors.js'
 import { nextPow2, validateBool, validateFunction, validateInt, validatePort, validateString } from '../../util/validate.js'
 import { UdpBatch } from './batch.js'
+import { AsyncQueue } from '../../util/async-queue.js'
 import { attachLink, type Attachment, type AttachOptions } from '../../bus/link.js'
 import type { Topic } from '../../bus/topic.js'
 
@@ -147,7 +148,7 @@ export class UdpLink extends EventEmitter {
   private pending: PendingSend[] = []
   private pendingCount = 0
   private waitingWritable = false
-  private iterators = new Set<AsyncQueue>()
+  private iterators = new Set<AsyncQueue<UdpMessage>>()
   private onbusDrops = 0
   private readonly iterHwm: number
   private abortCleanup: (() => void) | undefined
@@ -648,7 +649,7 @@ export class UdpLink extends EventEmitter {
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<UdpMessage> {
     if (!this.batch) throw invalidArgValue('receive', false, 'is false: this link does not receive')
-    const q = new AsyncQueue(this.iterHwm, () => this.iterators.delete(q))
+    const q: AsyncQueue<UdpMessage> = new AsyncQueue(this.iterHwm, () => this.iterators.delete(q))
     if (this.sock) this.iterators.add(q)
     else q.end()
     return q
@@ -656,71 +657,9 @@ export class UdpLink extends EventEmitter {
 
   /** Like the async iterator, but ends when `signal` aborts. */
   messages(opts: { signal?: AbortSignal } = {}): AsyncIterableIterator<UdpMessage> {
-    const it = this[Symbol.asyncIterator]() as AsyncQueue
+    const it = this[Symbol.asyncIterator]() as AsyncQueue<UdpMessage>
     opts.signal?.addEventListener('abort', () => it.end(), { once: true })
     return it
-  }
-}
-
-class AsyncQueue implements AsyncIterableIterator<UdpMessage> {
-  private buf: UdpMessage[] = []
-  private head = 0
-  private waiter: ((r: IteratorResult<UdpMessage>) => void) | null = null
-  private done = false
-  constructor(
-    private readonly hwm: number,
-    private readonly onEnd: () => void,
-  ) {}
-  /** Returns the number of entries dropped to make room (0 or 1). */
-  push(m: UdpMessage): number {
-    if (this.done) return 0
-    if (this.waiter) {
-      const w = this.waiter
-      this.waiter = null
-      w({ value: m, done: false })
-      return 0
-    }
-    this.buf.push(m)
-    if (this.buf.length - this.head > this.hwm) {
-      this.head++
-      this.compact()
-      return 1
-    }
-    return 0
-  }
-  private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.buf.length) {
-      this.buf = this.buf.slice(this.head)
-      this.head = 0
-    }
-  }
-  end(): void {
-    if (this.done) return
-    this.done = true
-    this.onEnd()
-    if (this.waiter) {
-      const w = this.waiter
-      this.waiter = null
-      w({ value: undefined, done: true })
-    }
-  }
-  next(): Promise<IteratorResult<UdpMessage>> {
-    if (this.head < this.buf.length) {
-      const value = this.buf[this.head++]
-      this.compact()
-      return Promise.resolve({ value, done: false })
-    }
-    if (this.done) return Promise.resolve({ value: undefined, done: true })
-    return new Promise((resolve) => (this.waiter = resolve))
-  }
-  return(): Promise<IteratorResult<UdpMessage>> {
-    this.end()
-    this.buf = []
-    this.head = 0
-    return Promise.resolve({ value: undefined, done: true })
-  }
-  [Symbol.asyncIterator](): this {
-    return this
   }
 }
 
