@@ -1,16 +1,9 @@
-import { describe, it, expect, afterEach } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import dgram from 'node:dgram'
-import { createUdpLink, type UdpLink, type UdpBatch } from '../lib/index.js'
+import { type UdpBatch } from '../lib/index.js'
+import { udpLinkFactory } from './helpers/links.js'
 
-const links: UdpLink[] = []
-afterEach(() => {
-  for (const l of links.splice(0)) l.close()
-})
-function link(opts: Parameters<typeof createUdpLink>[0] = {}): UdpLink {
-  const l = createUdpLink(opts)
-  links.push(l)
-  return l
-}
+const link = udpLinkFactory()
 
 function until(cond: () => boolean, ms = 5000): Promise<void> {
   const t0 = Date.now()

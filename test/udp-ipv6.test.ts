@@ -1,15 +1,7 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { createUdpLink, type UdpLink } from '../lib/index.js'
+import { describe, it, expect } from 'vitest'
+import { udpLinkFactory } from './helpers/links.js'
 
-const links: UdpLink[] = []
-afterEach(() => {
-  for (const l of links.splice(0)) l.close()
-})
-function link(opts: Parameters<typeof createUdpLink>[0] = {}): UdpLink {
-  const l = createUdpLink(opts)
-  links.push(l)
-  return l
-}
+const link = udpLinkFactory()
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe('UDP over IPv6 and connected sockets', () => {

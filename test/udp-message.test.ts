@@ -1,16 +1,9 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { createUdpLink, type UdpLink, type UdpMessage } from '../lib/index.js'
+import { describe, it, expect } from 'vitest'
+import { type UdpMessage } from '../lib/index.js'
 import { emulatorLimit } from './helpers/emulator.js'
+import { udpLinkFactory } from './helpers/links.js'
 
-const links: UdpLink[] = []
-afterEach(() => {
-  for (const l of links.splice(0)) l.close()
-})
-function link(opts: Parameters<typeof createUdpLink>[0] = {}): UdpLink {
-  const l = createUdpLink(opts)
-  links.push(l)
-  return l
-}
+const link = udpLinkFactory()
 
 describe('UDP convenience API', () => {
   it("emits 'message' with a Buffer copy and dgram-shaped info", async () => {

@@ -1,16 +1,9 @@
-import { describe, it, expect, afterEach } from 'vitest'
-import { createUdpLink, type UdpLink } from '../lib/index.js'
+import { describe, it, expect } from 'vitest'
+import { type UdpLink } from '../lib/index.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
+import { udpLinkFactory } from './helpers/links.js'
 
-const links: UdpLink[] = []
-afterEach(() => {
-  for (const l of links.splice(0)) l.close()
-})
-function link(opts: Parameters<typeof createUdpLink>[0] = {}): UdpLink {
-  const l = createUdpLink(opts)
-  links.push(l)
-  return l
-}
+const link = udpLinkFactory()
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
 function collect(l: UdpLink): string[] {
   const out: string[] = []
