@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBus, createIpcTransport, jsonCodec, rawCodec, qosProfiles, type Bus, type IpcTransport, type IpcStallEvent, type IpcPeerLostEvent } from '../lib/bus/index.js'
 import { Peer, until, sleep } from './children/ipc-harness.js'
+import { skipUnderEmulator } from './helpers/emulator.js'
 
 const cleanup: (() => void)[] = []
 afterEach(() => {
@@ -121,7 +122,9 @@ describe('bus between processes: crashing and stalling subscribers', () => {
     expect((await victim.exited).signal).toBe('SIGKILL')
   })
 
-  it('a stalled subscriber of a reliable topic blocks its publisher for at most the stall timeout, then its messages are dropped and counted', async () => {
+  // Under qemu-user the healthy child itself cannot drain its socket within the
+  // 300 ms stall timeout, so it is (rightly) treated as stalled as well.
+  it.skipIf(skipUnderEmulator('speed'))('a stalled subscriber of a reliable topic blocks its publisher for at most the stall timeout, then its messages are dropped and counted', async () => {
     const { dir, bus, ipc } = setup(300)
     const small = bus.topic('small', { qos: qosProfiles.reliable, codec: jsonCodec<{ i: number; pad: string }>() })
     const frames = bus.topic('frames', { qos: { ...qosProfiles.sensorData, depth: 4 }, codec: rawCodec })
