@@ -158,9 +158,8 @@ void IpcSocket::DoClose() {
   closed_ = true;
   if (reactor_) {
     if (id_ != 0) reactor_->Remove(id_, io_->hup ? -1 : io_->fd.get());
-    if (refed_) reactor_->Unref();
   }
-  refed_ = false;
+  loop_ref_.Unref(reactor_.get());
   id_ = 0;
   if (io_) {
     std::lock_guard<std::mutex> lk(io_->io_mu);
@@ -381,18 +380,12 @@ Napi::Value IpcSocket::WatchWritable(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value IpcSocket::Ref(const Napi::CallbackInfo& info) {
-  if (!closed_ && !refed_ && reactor_) {
-    refed_ = true;
-    reactor_->Ref();
-  }
+  if (!closed_) loop_ref_.Ref(reactor_.get());
   return info.Env().Undefined();
 }
 
 Napi::Value IpcSocket::Unref(const Napi::CallbackInfo& info) {
-  if (refed_ && reactor_) {
-    refed_ = false;
-    reactor_->Unref();
-  }
+  loop_ref_.Unref(reactor_.get());
   return info.Env().Undefined();
 }
 

@@ -75,7 +75,7 @@ class IpcSocket : public Napi::ObjectWrap<IpcSocket>, public JsTarget {
   std::shared_ptr<Reactor> reactor_;
   std::shared_ptr<IpcIo> io_;  // shared with the I/O thread
   uint32_t id_ = 0;
-  bool refed_ = false;
+  LoopRef loop_ref_;
   bool closed_ = false;
   bool listening_ = false;
   bool paused_ = false;

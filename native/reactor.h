@@ -47,6 +47,19 @@ class JsTarget {
 
 enum WakeKind : uint32_t { kWakeRx = 1, kWakeWritable = 2, kWakeTxStamp = 3, kWakeError = 4 };
 
+class Reactor;
+
+// One link's hold on the event loop: counted on the reactor at most once,
+// however often JavaScript calls ref()/unref(), and released on close.
+class LoopRef {
+ public:
+  void Ref(Reactor* r);
+  void Unref(Reactor* r);
+
+ private:
+  bool refed_ = false;
+};
+
 class Reactor : public std::enable_shared_from_this<Reactor> {
  public:
   static std::shared_ptr<Reactor> Create(Napi::Env env);
@@ -102,5 +115,19 @@ class Reactor : public std::enable_shared_from_this<Reactor> {
   int refs_ = 0;
   bool shut_down_ = false;
 };
+
+inline void LoopRef::Ref(Reactor* r) {
+  if (!refed_ && r) {
+    refed_ = true;
+    r->Ref();
+  }
+}
+
+inline void LoopRef::Unref(Reactor* r) {
+  if (refed_ && r) {
+    refed_ = false;
+    r->Unref();
+  }
+}
 
 }  // namespace onbus

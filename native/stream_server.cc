@@ -118,9 +118,8 @@ void StreamServer::DoClose() {
   closed_ = true;
   if (reactor_) {
     if (id_ != 0) reactor_->Remove(id_, rx_->fd.get());
-    if (refed_) reactor_->Unref();
   }
-  refed_ = false;
+  loop_ref_.Unref(reactor_.get());
   id_ = 0;
   for (int fd : batch_)
     if (fd >= 0) ::close(fd);
@@ -262,18 +261,12 @@ Napi::Value StreamServer::LocalAddress(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StreamServer::Ref(const Napi::CallbackInfo& info) {
-  if (!closed_ && !refed_ && reactor_) {
-    refed_ = true;
-    reactor_->Ref();
-  }
+  if (!closed_) loop_ref_.Ref(reactor_.get());
   return info.Env().Undefined();
 }
 
 Napi::Value StreamServer::Unref(const Napi::CallbackInfo& info) {
-  if (refed_ && reactor_) {
-    refed_ = false;
-    reactor_->Unref();
-  }
+  loop_ref_.Unref(reactor_.get());
   return info.Env().Undefined();
 }
 

@@ -56,7 +56,7 @@ class StreamServer : public Napi::ObjectWrap<StreamServer>, public JsTarget {
   std::shared_ptr<ServerRx> rx_;
   int kind_ = 0;
   uint32_t id_ = 0;
-  bool refed_ = false;
+  LoopRef loop_ref_;
   bool closed_ = false;
   std::vector<int> batch_;  // descriptors of the batch being handed over (JS thread)
   Napi::FunctionReference on_accept_;

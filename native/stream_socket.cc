@@ -513,9 +513,8 @@ void StreamSocket::DoClose() {
   closed_ = true;
   if (reactor_) {
     if (id_ != 0) reactor_->Remove(id_, rx_->fd.get());
-    if (refed_) reactor_->Unref();
   }
-  refed_ = false;
+  loop_ref_.Unref(reactor_.get());
   id_ = 0;
   {
     std::lock_guard<std::mutex> lk(rx_->io_mu);
@@ -1048,18 +1047,12 @@ Napi::Value StreamSocket::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StreamSocket::Ref(const Napi::CallbackInfo& info) {
-  if (!closed_ && !refed_ && reactor_) {
-    refed_ = true;
-    reactor_->Ref();
-  }
+  if (!closed_) loop_ref_.Ref(reactor_.get());
   return info.Env().Undefined();
 }
 
 Napi::Value StreamSocket::Unref(const Napi::CallbackInfo& info) {
-  if (refed_ && reactor_) {
-    refed_ = false;
-    reactor_->Unref();
-  }
+  loop_ref_.Unref(reactor_.get());
   return info.Env().Undefined();
 }
 

@@ -130,7 +130,7 @@ class StreamSocket : public Napi::ObjectWrap<StreamSocket>, public JsTarget {
   std::shared_ptr<StreamRx> rx_;  // shared with the I/O thread
   int kind_ = 0;
   uint32_t id_ = 0;
-  bool refed_ = false;
+  LoopRef loop_ref_;
   bool closed_ = false;
   bool in_batch_ = false;
   Napi::FunctionReference on_batch_;

@@ -414,9 +414,8 @@ void UdpSocket::DoClose() {
   closed_ = true;
   if (reactor_) {
     if (id_ != 0) reactor_->Remove(id_, rx_ ? rx_->fd.get() : -1);
-    if (refed_) reactor_->Unref();
   }
-  refed_ = false;
+  loop_ref_.Unref(reactor_.get());
   id_ = 0;
   if (rx_) {
     std::lock_guard<std::mutex> lk(rx_->io_mu);
@@ -844,18 +843,12 @@ Napi::Value UdpSocket::Stats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value UdpSocket::Ref(const Napi::CallbackInfo& info) {
-  if (!closed_ && !refed_ && reactor_) {
-    refed_ = true;
-    reactor_->Ref();
-  }
+  if (!closed_) loop_ref_.Ref(reactor_.get());
   return info.Env().Undefined();
 }
 
 Napi::Value UdpSocket::Unref(const Napi::CallbackInfo& info) {
-  if (refed_ && reactor_) {
-    refed_ = false;
-    reactor_->Unref();
-  }
+  loop_ref_.Unref(reactor_.get());
   return info.Env().Undefined();
 }
 

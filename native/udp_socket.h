@@ -107,7 +107,7 @@ class UdpSocket : public Napi::ObjectWrap<UdpSocket>, public JsTarget {
   std::shared_ptr<UdpRx> rx_;  // shared with the I/O thread
   int family_;
   uint32_t id_ = 0;  // reactor registration id (0 = not registered)
-  bool refed_ = false;
+  LoopRef loop_ref_;
   bool closed_ = false;
   bool in_batch_ = false;
   Napi::FunctionReference on_batch_;
