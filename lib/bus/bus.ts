@@ -8,6 +8,7 @@ import { invalidArgType, invalidArgValue, onbusError } from '../errors.js'
 import { sameQoS, topicQoS, type TopicQoS } from './qos.js'
 import { Topic, type TopicInfo } from './topic.js'
 import { TransportHostImpl, type Transport } from './transport.js'
+import { whenAborted } from '../util/abort.js'
 
 /** Options of {@link createBus}. */
 export interface BusOptions {
@@ -56,16 +57,7 @@ export class Bus extends EventEmitter {
     this.name = opts.name ?? 'bus'
     this._host = new TransportHostImpl(this.name, () => this.topics())
     const signal = opts.signal
-    if (signal) {
-      if (signal.aborted) queueMicrotask(() => this.close())
-      else {
-        const onAbort = (): void => {
-          this.close()
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (signal) this.abortCleanup = whenAborted(signal, () => this.close(), queueMicrotask)
   }
 
   /**

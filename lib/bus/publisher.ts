@@ -15,6 +15,7 @@ import type { QoS } from './qos.js'
 import type { Subscription } from './subscription.js'
 import type { Topic } from './topic.js'
 import { Watchdog } from './watchdog.js'
+import { whenAborted } from '../util/abort.js'
 
 /** Options of `topic.publisher()`. */
 export interface PublisherOptions {
@@ -88,16 +89,7 @@ export class Publisher<T> extends EventEmitter {
     // A proxy's offered deadline is watched where it really publishes.
     if (qos.deadlineMs !== Infinity && !opts.remote) this.deadline = new Watchdog(qos.deadlineMs, () => this.seq, (n) => this.deadlineMissed(n), true)
     const signal = opts.signal
-    if (signal) {
-      if (signal.aborted) queueMicrotask(() => this.close())
-      else {
-        const onAbort = (): void => {
-          this.close()
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (signal) this.abortCleanup = whenAborted(signal, () => this.close(), queueMicrotask)
   }
 
   /**

@@ -21,6 +21,7 @@ import type { QoS } from './qos.js'
 import { MessageRing } from './ring.js'
 import type { Topic } from './topic.js'
 import { Watchdog } from './watchdog.js'
+import { whenAborted } from '../util/abort.js'
 
 /** A subscriber callback. `meta` is reused: valid until the callback returns. Return a promise to be called with the next message only after it settles. */
 export type MessageHandler<T> = (data: T, meta: MessageMeta) => unknown
@@ -125,16 +126,7 @@ export class Subscription<T> extends EventEmitter implements AsyncIterableIterat
       this.watchdog = new Watchdog(qos.deadlineMs, () => this.received, (n) => this.deadlineMissed(n), true)
     }
     const signal = opts.signal
-    if (signal) {
-      if (signal.aborted) queueMicrotask(() => this.close())
-      else {
-        const onAbort = (): void => {
-          this.close()
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (signal) this.abortCleanup = whenAborted(signal, () => this.close(), queueMicrotask)
   }
 
   /** @internal Hands one message to this subscriber. `m` is only valid during this call. */

@@ -16,6 +16,7 @@ import { basename } from 'node:path'
 import { invalidArgValue, onbusError } from '../errors.js'
 import { validateInt, validateString } from '../util/validate.js'
 import { chunkHeader, controlFrame, crc32c, endFrame, FrameDecoder, MAX_CONTROL, T_ACCEPT, T_ACK, T_DONE, T_NACK, T_OFFER, type TransferChannel } from './protocol.js'
+import { whenAborted } from '../util/abort.js'
 
 /** `'progress'` payload. */
 export interface TransferProgress {
@@ -112,14 +113,7 @@ export class FileSender extends EventEmitter {
     on('connect', () => this.start())
     on('disconnect', () => this.interrupt())
     on('close', () => this.fail(onbusError('ERR_ONBUS_TRANSFER_ABORTED', `The link closed before ${this.name} was complete (${this.acked} of ${this.size} bytes verified)`)))
-    if (signal) {
-      const onAbort = () => this.fail(onbusError('ERR_ONBUS_TRANSFER_ABORTED', 'The transfer was aborted'))
-      if (signal.aborted) process.nextTick(onAbort)
-      else {
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.cleanup.push(() => signal.removeEventListener('abort', onAbort))
-      }
-    }
+    if (signal) this.cleanup.push(whenAborted(signal, () => this.fail(onbusError('ERR_ONBUS_TRANSFER_ABORTED', 'The transfer was aborted')), process.nextTick))
     void this.prepare()
   }
 

@@ -18,6 +18,7 @@ import { backoffDelay, parseReconnect, type Backoff, type ReconnectOptions } fro
 import { StreamBatch, STREAM_RECORD_WORDS } from './batch.js'
 import { framerFactory, type FramerFactory, type FramingOptions } from './framing.js'
 import { AsyncQueue } from '../../util/async-queue.js'
+import { whenAborted } from '../../util/abort.js'
 
 const EAGAIN = 11
 const ENODATA = 61
@@ -253,15 +254,7 @@ export class StreamLink extends EventEmitter {
     } else {
       process.nextTick(() => this.dial())
     }
-    if (opts.signal) {
-      const signal = opts.signal
-      if (signal.aborted) process.nextTick(() => this.close())
-      else {
-        const onAbort = () => this.close()
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (opts.signal) this.abortCleanup = whenAborted(opts.signal, () => this.close(), process.nextTick)
   }
 
   /** `'connecting'`, `'connected'`, `'reconnecting'` or `'closed'`. */

@@ -8,6 +8,7 @@ import { streamNative, StreamKind, type NativeStreamServer, type NativeStreamAdd
 import { errnoException, invalidArgType } from '../../errors.js'
 import { validateFunction, validateInt } from '../../util/validate.js'
 import { addressObject, StreamLink, validateStreamOptions, type StreamLinkOptions } from './link.js'
+import { whenAborted } from '../../util/abort.js'
 
 /** Options shared by stream servers; the link options apply to every accepted connection. */
 export interface StreamServerOptions extends StreamLinkOptions {
@@ -78,15 +79,7 @@ export class StreamServer extends EventEmitter {
       this.srv = null
       throw err
     }
-    if (opts.signal) {
-      const signal = opts.signal
-      if (signal.aborted) process.nextTick(() => this.close())
-      else {
-        const onAbort = () => this.close()
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.cleanup.push(() => signal.removeEventListener('abort', onAbort))
-      }
-    }
+    if (opts.signal) this.cleanup.push(whenAborted(opts.signal, () => this.close(), process.nextTick))
     process.nextTick(() => {
       if (this.srv) this.emit('listening')
     })

@@ -21,6 +21,7 @@ import * as tls from 'node:tls'
 import { invalidArgType, invalidArgValue, onbusError } from '../../errors.js'
 import { validateFunction, validateInt, validatePort, validateString } from '../../util/validate.js'
 import { backoffDelay, parseReconnect, type Backoff, type ReconnectOptions } from '../stream/backoff.js'
+import { whenAborted } from '../../util/abort.js'
 
 type Pem = string | Buffer
 
@@ -197,15 +198,7 @@ export class CommandLink extends EventEmitter {
     } else {
       process.nextTick(() => this.dial())
     }
-    if (opts.signal) {
-      const signal = opts.signal
-      if (signal.aborted) process.nextTick(() => this.close())
-      else {
-        const onAbort = () => this.close()
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (opts.signal) this.abortCleanup = whenAborted(opts.signal, () => this.close(), process.nextTick)
   }
 
   get state(): CommandLinkState {

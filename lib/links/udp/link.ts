@@ -16,6 +16,7 @@ import { UdpBatch } from './batch.js'
 import { AsyncQueue } from '../../util/async-queue.js'
 import { attachLink, type Attachment, type AttachOptions } from '../../bus/link.js'
 import type { Topic } from '../../bus/topic.js'
+import { whenAborted } from '../../util/abort.js'
 
 const EAGAIN = osConstants.errno.EAGAIN
 const ENOPROTOOPT = -osConstants.errno.ENOPROTOOPT
@@ -225,16 +226,7 @@ export class UdpLink extends EventEmitter {
       this.sock = null
       throw err
     }
-    if (opts.signal) {
-      const signal = opts.signal
-      if (signal.aborted) {
-        this.close()
-      } else {
-        const onAbort = () => this.close()
-        signal.addEventListener('abort', onAbort, { once: true })
-        this.abortCleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-    }
+    if (opts.signal) this.abortCleanup = whenAborted(opts.signal, () => this.close())
   }
 
   /** True if set; false if the kernel lacks the option (ENOPROTOOPT); throws otherwise. */
