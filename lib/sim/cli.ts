@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * Runs the simulated autopilot over UDP or a PTY (see docs/SIMULATOR.md).
+ *
+ *   node dist/lib/sim/cli.js --udp 127.0.0.1:14550          # listen; answer whoever talks to it
+ *   node dist/lib/sim/cli.js --udp 127.0.0.1:0 --remote 127.0.0.1:14550
+ *   node dist/lib/sim/cli.js --pty                           # prints the companion's PTY path
+ *   node dist/lib/sim/cli.js --serial /dev/ttyUSB0 --baud 921600
+ *
+ * Prints one JSON line when ready ({ ready, udp | pty | serial, signing, key? })
+ * and one with its counters when it stops (SIGINT/SIGTERM).
+ */
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { createUdpLink } from '../links/udp/link.js'
+import { createSerialLink } from '../links/serial/link.js'
+import { MavlinkSigning } from '../mavlink/signing.js'
+import { StreamMavlinkPort, UdpMavlinkPort } from '../mavlink/services/js-port.js'
+import type { JsPortBase } from '../mavlink/services/js-port.js'
+import { SimAutopilot } from './autopilot.js'
+import type { SimAutopilotOptions } from './autopilot.js'
+import { createPtyPair } from './pty.js'
+import type { PtyPair } from './pty.js'
+import '../mavlink/index.js' // installs the common dialect as the parser default
+
+const USAGE = `usage: sim-autopilot (--udp ADDR:PORT [--remote HOST:PORT] | --pty | --serial PATH [--baud N])
+  [--key HEX64 | --key-file PATH | --no-signing] [--flavour px4|ardupilot] [--sysid N] [--compid N]
+  [--attitude-hz N] [--position-hz N] [--clock-start-ms N] [--drift-ppm N] [--takeoff-ms N]`
+
+function fail(msg: string): never {
+  process.stderr.write(`${msg}\n${USAGE}\n`)
+  process.exit(2)
+}
+
+function hostPort(s: string, what: string): { address: string; port: number } {
+  const i = s.lastIndexOf(':')
+  const port = Number(s.slice(i + 1))
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) fail(`${what}: expected ADDRESS:PORT, got ${s}`)
+  return { address: s.slice(0, i).replace(/^\[|\]$/g, ''), port }
+}
+
+function parse(argv: string[]): Map<string, string | true> {
+  const m = new Map<string, string | true>()
+  const flags = new Set(['--pty', '--no-signing', '--help'])
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('--')) fail(`unexpected argument ${a}`)
+    if (flags.has(a)) m.set(a, true)
+    else {
+      const v = argv[++i]
+      if (v === undefined) fail(`${a} needs a value`)
+      m.set(a, v)
+    }
+  }
+  return m
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2))
+  if (args.has('--help')) {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  const num = (k: string): number | undefined => {
+    const v = args.get(k)
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (typeof v !== 'string' || !Number.isFinite(n)) fail(`${k}: expected a number`)
+    return n
+  }
+  const ready: Record<string, unknown> = { ready: true }
+  let signing: MavlinkSigning | undefined
+  if (!args.has('--no-signing')) {
+    let key: Buffer
+    const hex = args.get('--key')
+    const file = args.get('--key-file')
+    if (typeof hex === 'string') key = Buffer.from(hex, 'hex')
+    else if (typeof file === 'string') key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex')
+    else {
+      key = randomBytes(32)
+      ready.key = key.toString('hex')
+    }
+    if (key.length !== 32) fail('the signing key must be 32 bytes (64 hex digits)')
+    signing = new MavlinkSigning({ key })
+  }
+  ready.signing = signing !== undefined
+  const parserOpts = signing ? { signing } : {}
+  let port: JsPortBase
+  const closers: (() => void)[] = []
+  let pty: PtyPair | undefined
+  const udp = args.get('--udp')
+  const serialPath = args.get('--serial')
+  if (typeof udp === 'string') {
+    const local = hostPort(udp, '--udp')
+    const remote = args.get('--remote')
+    const link = createUdpLink({ address: local.address, port: local.port })
+    const p = new UdpMavlinkPort(link, { ...parserOpts, ...(typeof remote === 'string' ? { remote: hostPort(remote, '--remote'), learnRemote: true } : {}) })
+    port = p
+    ready.udp = link.address()
+    closers.push(() => link.close())
+  } else if (args.has('--pty') || typeof serialPath === 'string') {
+    let path: string
+    if (typeof serialPath === 'string') path = serialPath
+    else {
+      pty = await createPtyPair()
+      path = pty.sim
+      ready.pty = pty.companion
+    }
+    if (typeof serialPath === 'string') ready.serial = serialPath
+    const link = createSerialLink({ path, baudRate: num('--baud') ?? 921600 })
+    await new Promise<void>((resolve, reject) => {
+      link.once('connect', resolve)
+      link.once('error', reject)
+    })
+    port = new StreamMavlinkPort(link, parserOpts)
+    closers.push(() => link.close())
+  } else fail('give --udp, --pty or --serial')
+  const opts: SimAutopilotOptions = {}
+  if (signing) opts.signing = signing
+  const f = args.get('--flavour')
+  if (f !== undefined) {
+    if (f !== 'px4' && f !== 'ardupilot') fail('--flavour: px4 or ardupilot')
+    opts.flavour = f
+  }
+  const set = (k: string, apply: (n: number) => void): void => {
+    const n = num(k)
+    if (n !== undefined) apply(n)
+  }
+  set('--sysid', (n) => (opts.sysid = n))
+  set('--compid', (n) => (opts.compid = n))
+  set('--attitude-hz', (n) => (opts.attitudeHz = n))
+  set('--position-hz', (n) => (opts.positionHz = n))
+  set('--clock-start-ms', (n) => (opts.clockStartNs = n * 1e6))
+  set('--drift-ppm', (n) => (opts.clockDriftPpm = n))
+  set('--takeoff-ms', (n) => (opts.takeoffMs = n))
+  const sim = new SimAutopilot(port, opts)
+  process.stdout.write(`${JSON.stringify(ready)}\n`)
+  const stop = (): void => {
+    sim.close()
+    const st = port.stats()
+    process.stdout.write(`${JSON.stringify({ stopped: true, sim: sim.stats, port: { framesIn: st.framesIn, framesOut: st.framesOut, rejected: st.parser.rejected } })}\n`)
+    for (const c of closers) c()
+    pty?.close()
+    setTimeout(() => process.exit(0), 50).unref()
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`sim-autopilot: ${err.message}\n`)
+  process.exit(1)
+})
