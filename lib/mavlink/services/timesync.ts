@@ -10,7 +10,8 @@
  * an error of at most half the round trip. So the estimator keeps, of a
  * sliding window of samples, only those with the lowest round trips (the ones
  * least delayed by queues and scheduling), and fits a line remote = a + b·local
- * through them by least squares: a gives the offset, b − 1 the drift.
+ * through them by least squares weighted by 1/RTT²: a gives the offset,
+ * b − 1 the drift.
  */
 import { EventEmitter } from 'node:events'
 import type { MavlinkEncoder } from '../encoder.js'
@@ -200,21 +201,27 @@ export class TimesyncService extends EventEmitter {
     const sorted = [...this.samples].sort((p, q) => p.rtt - q.rtt)
     const n = Math.max(Math.min(3, sorted.length), Math.ceil(sorted.length * this.keep))
     const use = sorted.slice(0, n)
+    // weighted least squares: a sample's error is up to half its round trip,
+    // so its weight is 1/rtt² (plus a floor so a 0-RTT sample cannot dominate)
+    let sw = 0
     let mx = 0
     let my = 0
     for (const s of use) {
-      mx += s.x
-      my += s.y
+      const w = 1 / (s.rtt + 20_000) ** 2
+      sw += w
+      mx += w * s.x
+      my += w * s.y
     }
-    mx /= n
-    my /= n
+    mx /= sw
+    my /= sw
     let sxx = 0
     let sxy = 0
     let lo = Infinity
     let hi = -Infinity
     for (const s of use) {
-      sxx += (s.x - mx) * (s.x - mx)
-      sxy += (s.x - mx) * (s.y - my)
+      const w = 1 / (s.rtt + 20_000) ** 2
+      sxx += w * (s.x - mx) * (s.x - mx)
+      sxy += w * (s.x - mx) * (s.y - my)
       lo = Math.min(lo, s.x)
       hi = Math.max(hi, s.x)
     }
