@@ -42,9 +42,10 @@ function hostPort(s: string, what: string): { address: string; port: number } {
 function parse(argv: string[]): Map<string, string | true> {
   const m = new Map<string, string | true>()
   const flags = new Set(['--pty', '--no-signing', '--help'])
+  const valued = new Set(['--udp', '--remote', '--serial', '--baud', '--key', '--key-file', '--flavour', '--sysid', '--compid', '--attitude-hz', '--position-hz', '--clock-start-ms', '--drift-ppm', '--takeoff-ms'])
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    if (!a.startsWith('--')) fail(`unexpected argument ${a}`)
+    if (!flags.has(a) && !valued.has(a)) fail(`unknown argument ${a}`)
     if (flags.has(a)) m.set(a, true)
     else {
       const v = argv[++i]
