@@ -57,6 +57,8 @@ function parse(argv: string[]): Map<string, string | true> {
 }
 
 async function main(): Promise<void> {
+  // a closed stdout (piped into `head`) must not take the simulator down
+  process.stdout.on('error', () => {})
   const args = parse(process.argv.slice(2))
   if (args.has('--help')) {
     process.stdout.write(`${USAGE}\n`)
