@@ -18,12 +18,18 @@ import {
   MissionClient,
   ParamClient,
   createMemoryPortPair,
+  decodeParamValue,
+  detectParamEncoding,
+  encodeParamValue,
   type MavlinkServiceError,
   type MissionPlanItem,
 } from '../lib/mavlink/index.js'
 import { SimAutopilot, SIM_PARAMS } from '../lib/sim/autopilot.js'
 
 const VEHICLE = { system: 1, component: 1 }
+// under the ARM emulator every turn of the loop is several times slower: the
+// retry timers stretch with it, so a slow machine cannot exhaust the retries
+const K = process.env.ONBUS_EMULATOR ? 5 : 1
 const closers: (() => void)[] = []
 afterEach(() => {
   for (const c of closers.splice(0).reverse()) c()
@@ -53,8 +59,8 @@ async function rejection(p: Promise<unknown>): Promise<MavlinkServiceError> {
 
 describe('command protocol', () => {
   it('ARM is ACCEPTED; TAKEOFF reports IN_PROGRESS with progress, then ACCEPTED', async () => {
-    const { gcs, sim, enc } = setup({ sim: { takeoffMs: 600 } })
-    const cmd = new CommandClient(gcs, enc, { timeoutMs: 300 })
+    const { gcs, sim, enc } = setup({ sim: { takeoffMs: 600 * K } })
+    const cmd = new CommandClient(gcs, enc, { timeoutMs: 300 * K })
     closers.push(() => cmd.close())
     const r = await cmd.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
     expect(r).toMatchObject({ result: MAV_RESULT.MAV_RESULT_ACCEPTED, attempts: 1 })
@@ -62,7 +68,7 @@ describe('command protocol', () => {
     const progress: number[] = []
     // the per-send timeout (300 ms) is shorter than the takeoff (600 ms): only
     // IN_PROGRESS extending the wait lets this resolve
-    const t = await cmd.long(VEHICLE, MAV_CMD.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, NaN, 0, 0, 5], { onProgress: (p) => progress.push(p), inProgressTimeoutMs: 2000 })
+    const t = await cmd.long(VEHICLE, MAV_CMD.MAV_CMD_NAV_TAKEOFF, [0, 0, 0, NaN, 0, 0, 5], { onProgress: (p) => progress.push(p), inProgressTimeoutMs: 2000 * K })
     expect(t.result).toBe(MAV_RESULT.MAV_RESULT_ACCEPTED)
     expect(progress.length).toBeGreaterThanOrEqual(1)
     expect(progress[0]).toBe(0)
@@ -93,7 +99,7 @@ describe('command protocol', () => {
       const m = f.as(CommandLong)
       if (m) confirmations.push(m.confirmation)
     }))
-    const cmd = new CommandClient(gcs, enc, { timeoutMs: 60, retries: 3 })
+    const cmd = new CommandClient(gcs, enc, { timeoutMs: 60 * K, retries: 3 })
     closers.push(() => cmd.close())
     const err = await rejection(cmd.long(VEHICLE, MAV_CMD.MAV_CMD_DO_SET_MODE, [1, 4]))
     expect(err.code).toBe('ERR_MAVLINK_COMMAND_TIMEOUT')
@@ -105,7 +111,7 @@ describe('command protocol', () => {
 
   it('every command completes under 30 % seeded loss, by retransmission', async () => {
     const { gcs, sim, enc } = setup({ loss: 0.3, seed: 42 })
-    const cmd = new CommandClient(gcs, enc, { timeoutMs: 40, retries: 10 })
+    const cmd = new CommandClient(gcs, enc, { timeoutMs: 40 * K, retries: 10 })
     closers.push(() => cmd.close())
     for (let i = 0; i < 30; i++) {
       const arm = i % 2 === 0 ? 1 : 0
@@ -118,7 +124,7 @@ describe('command protocol', () => {
 
   it('runs different command ids concurrently; the same id to the same target queues (or is refused with sameCommand: reject)', async () => {
     const { gcs, sim, enc } = setup({ sim: { takeoffMs: 300 } })
-    const cmd = new CommandClient(gcs, enc, { timeoutMs: 200, inProgressTimeoutMs: 1000 })
+    const cmd = new CommandClient(gcs, enc, { timeoutMs: 200 * K, inProgressTimeoutMs: 1000 * K })
     closers.push(() => cmd.close())
     await cmd.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
     const order: string[] = []
@@ -147,7 +153,7 @@ describe('command protocol', () => {
   it('ignores an ACK for another system and counts it as unmatched', async () => {
     const { gcs, vehiclePort, enc } = setup()
     const other = new MavlinkEncoder({ sysid: 7, compid: 1 })
-    const cmd = new CommandClient(gcs, enc, { timeoutMs: 100, retries: 0 })
+    const cmd = new CommandClient(gcs, enc, { timeoutMs: 100 * K, retries: 0 })
     closers.push(() => cmd.close())
     const p = rejection(cmd.long({ system: 7, component: 1 }, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1]))
     // an ACK from system 7 but for a different command, then one addressed to someone else
@@ -163,7 +169,7 @@ describe('parameter protocol', () => {
     const encoding = flavour === 'px4' ? 'bytewise' : 'c_cast'
     it(`${flavour} (${encoding}): lists all ${SIM_PARAMS.length} parameters under 30 % loss by filling gaps, with exact values`, async () => {
       const { gcs, enc } = setup({ loss: 0.3, seed: flavour === 'px4' ? 7 : 8, sim: { flavour } })
-      const params = new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 60, retries: 8, listQuietMs: 60 })
+      const params = new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 60 * K, retries: 8, listQuietMs: 60 * K })
       closers.push(() => params.close())
       const all = await params.list()
       expect(all.size).toBe(SIM_PARAMS.length)
@@ -182,7 +188,7 @@ describe('parameter protocol', () => {
 
     it(`${flavour} (${encoding}): get by name, set confirmed by PARAM_VALUE, out-of-bounds set rejected, unknown name times out`, async () => {
       const { gcs, sim, enc } = setup({ loss: 0.2, seed: 3, sim: { flavour } })
-      const params = new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 60, retries: 8 })
+      const params = new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 60 * K, retries: 8 })
       closers.push(() => params.close())
       const v = await params.get('MPC_XY_VEL_MAX')
       expect(v).toMatchObject({ id: 'MPC_XY_VEL_MAX', value: 12, type: MAV_PARAM_TYPE.MAV_PARAM_TYPE_REAL32 })
@@ -198,9 +204,58 @@ describe('parameter protocol', () => {
       const rejected = await rejection(params.set('MPC_XY_VEL_MAX', 50))
       expect(rejected.code).toBe('ERR_MAVLINK_PARAM_REJECTED')
       expect((rejected as unknown as { actual: { value: number } }).actual.value).toBe(8.5)
-      const missing = await rejection(new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 30, retries: 2 }).get('NO_SUCH_PARAM'))
+      const missing = await rejection(new ParamClient(gcs, enc, { target: VEHICLE, encoding, timeoutMs: 30 * K, retries: 2 }).get('NO_SUCH_PARAM'))
       expect(missing.code).toBe('ERR_MAVLINK_PARAM_TIMEOUT')
       expect(missing.attempts).toBe(3)
+    })
+  }
+})
+
+describe('parameter value encodings', () => {
+  const T = MAV_PARAM_TYPE
+  it('byte-wise puts the value bytes in the field; C-cast sends (float)value', () => {
+    expect(encodeParamValue(-1, T.MAV_PARAM_TYPE_INT32, 'bytewise')).toBe(0xffffffff)
+    expect(encodeParamValue(-1, T.MAV_PARAM_TYPE_INT32, 'c_cast')).toBe(0xbf800000)
+    expect(encodeParamValue(200, T.MAV_PARAM_TYPE_UINT8, 'bytewise')).toBe(0xc8)
+    expect(encodeParamValue(200, T.MAV_PARAM_TYPE_UINT8, 'c_cast')).toBe(0x43480000)
+    expect(encodeParamValue(-2, T.MAV_PARAM_TYPE_INT8, 'bytewise')).toBe(0xfe)
+    expect(encodeParamValue(-2, T.MAV_PARAM_TYPE_INT16, 'bytewise')).toBe(0xfffe)
+    expect(encodeParamValue(1.5, T.MAV_PARAM_TYPE_REAL32, 'bytewise')).toBe(0x3fc00000)
+    expect(encodeParamValue(1.5, T.MAV_PARAM_TYPE_REAL32, 'c_cast')).toBe(0x3fc00000)
+    expect(decodeParamValue(0xffbfffff, T.MAV_PARAM_TYPE_INT32, 'bytewise')).toBe(-4194305) // a signalling-NaN pattern
+    expect(decodeParamValue(encodeParamValue(16777217, T.MAV_PARAM_TYPE_INT32, 'c_cast'), T.MAV_PARAM_TYPE_INT32, 'c_cast')).toBe(16777216)
+    expect(decodeParamValue(0xc0200000, T.MAV_PARAM_TYPE_INT32, 'c_cast')).toBe(-2) // -2.5f truncates toward zero
+    expect(() => encodeParamValue(1, T.MAV_PARAM_TYPE_INT64, 'bytewise')).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
+    expect(() => encodeParamValue(256, T.MAV_PARAM_TYPE_UINT8, 'c_cast')).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }))
+    expect(() => encodeParamValue(1.5, T.MAV_PARAM_TYPE_INT32, 'bytewise')).toThrow(RangeError)
+  })
+
+  it('round-trips random values of every 8-32-bit type in both encodings (C-cast within float precision)', () => {
+    let seed = 12345
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    const ranges: [number, number, number][] = [
+      [T.MAV_PARAM_TYPE_UINT8, 0, 0xff], [T.MAV_PARAM_TYPE_INT8, -0x80, 0x7f], [T.MAV_PARAM_TYPE_UINT16, 0, 0xffff],
+      [T.MAV_PARAM_TYPE_INT16, -0x8000, 0x7fff], [T.MAV_PARAM_TYPE_UINT32, 0, 0xffffffff], [T.MAV_PARAM_TYPE_INT32, -0x80000000, 0x7fffffff],
+    ]
+    for (const [type, lo, hi] of ranges) {
+      for (let i = 0; i < 500; i++) {
+        const v = lo + Math.floor(rnd() * (hi - lo + 1))
+        expect(decodeParamValue(encodeParamValue(v, type, 'bytewise'), type, 'bytewise')).toBe(v)
+        expect(decodeParamValue(encodeParamValue(v, type, 'c_cast'), type, 'c_cast')).toBe(Math.trunc(Math.fround(v)))
+      }
+    }
+    for (let i = 0; i < 500; i++) {
+      const f = Math.fround((rnd() - 0.5) * 1e6)
+      for (const e of ['bytewise', 'c_cast'] as const) expect(decodeParamValue(encodeParamValue(f, T.MAV_PARAM_TYPE_REAL32, e), T.MAV_PARAM_TYPE_REAL32, e)).toBe(f)
+    }
+  })
+
+  for (const flavour of ['px4', 'ardupilot'] as const) {
+    it(`detects the ${flavour} simulator's encoding from AUTOPILOT_VERSION`, async () => {
+      const { gcs, enc } = setup({ sim: { flavour } })
+      const cmd = new CommandClient(gcs, enc)
+      closers.push(() => cmd.close())
+      expect(await detectParamEncoding(gcs, cmd, VEHICLE)).toBe(flavour === 'px4' ? 'bytewise' : 'c_cast')
     })
   }
 })
@@ -245,8 +300,8 @@ describe('heartbeat', () => {
 
 describe('mission protocol (MISSION_ITEM_INT)', () => {
   it('uploads and downloads 25 items under 20 % loss, and clears', async () => {
-    const { gcs, sim, enc } = setup({ loss: 0.2, seed: 5 })
-    const missions = new MissionClient(gcs, enc, { target: VEHICLE, timeoutMs: 80, retries: 10 })
+    const { gcs, sim, enc } = setup({ loss: 0.2, seed: 5, sim: { missionTimeoutMs: 100 * K } })
+    const missions = new MissionClient(gcs, enc, { target: VEHICLE, timeoutMs: 80 * K, retries: 10 })
     closers.push(() => missions.close())
     const items: MissionPlanItem[] = Array.from({ length: 25 }, (_, i) => ({
       frame: MAV_FRAME.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
@@ -278,7 +333,7 @@ describe('mission protocol (MISSION_ITEM_INT)', () => {
   it('times out an upload when nobody answers', async () => {
     const [gcs] = createMemoryPortPair()
     closers.push(() => gcs.close())
-    const missions = new MissionClient(gcs, new MavlinkEncoder({ sysid: 255, compid: 190 }), { target: VEHICLE, timeoutMs: 30, retries: 2 })
+    const missions = new MissionClient(gcs, new MavlinkEncoder({ sysid: 255, compid: 190 }), { target: VEHICLE, timeoutMs: 30 * K, retries: 2 })
     const err = await rejection(missions.upload([]))
     expect(err.code).toBe('ERR_MAVLINK_MISSION_TIMEOUT')
   })

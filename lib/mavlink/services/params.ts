@@ -10,7 +10,8 @@ import { EventEmitter } from 'node:events'
 import type { MessageDef } from '../codec.js'
 import type { MavlinkEncoder } from '../encoder.js'
 import type { MavlinkPort } from '../port.js'
-import { MAV_PARAM_TYPE, ParamRequestList, ParamRequestRead, ParamSet, ParamValue } from '../generated/common.js'
+import { AutopilotVersion, MAV_CMD, MAV_PARAM_TYPE, MAV_PROTOCOL_CAPABILITY, ParamRequestList, ParamRequestRead, ParamSet, ParamValue } from '../generated/common.js'
+import type { CommandClient } from './command.js'
 import type { ParamSetData, ParamValueData } from '../generated/common.js'
 import { addressedTo, checkTarget, count, fromTarget, positive, serviceError } from './common.js'
 import type { MavlinkTarget } from './common.js'
@@ -370,4 +371,36 @@ export class ParamClient extends EventEmitter {
 /** Whether a PARAM_SET / PARAM_REQUEST_* is for this encoder's system and component. */
 export function paramRequestForUs(enc: MavlinkEncoder, targetSystem: number, targetComponent: number): boolean {
   return addressedTo(enc, targetSystem, targetComponent)
+}
+
+/**
+ * Asks the target for AUTOPILOT_VERSION (MAV_CMD_REQUEST_MESSAGE) and returns
+ * the parameter encoding its capabilities announce, or undefined when it
+ * announces neither. Rejects when the command fails or no AUTOPILOT_VERSION
+ * arrives within `timeoutMs` (ERR_MAVLINK_PARAM_TIMEOUT).
+ * @example
+ * const encoding = (await detectParamEncoding(port, cmd, vehicle)) ?? 'c_cast'
+ */
+export async function detectParamEncoding(port: MavlinkPort, commands: CommandClient, target: MavlinkTarget, timeoutMs = 3000): Promise<ParamEncoding | undefined> {
+  const t = checkTarget(target)
+  let off: () => void = () => {}
+  let timer: NodeJS.Timeout | undefined
+  const version = new Promise<bigint>((resolve, reject) => {
+    off = port.onFrame((frame) => {
+      if (!fromTarget(t, frame.sysid, frame.compid)) return
+      const v = frame.as(AutopilotVersion)
+      if (v) resolve(v.capabilities)
+    })
+    timer = setTimeout(() => reject(serviceError('ERR_MAVLINK_PARAM_TIMEOUT', `no AUTOPILOT_VERSION from ${t.system}/${t.component} within ${timeoutMs} ms`, { target: t })), timeoutMs)
+  })
+  try {
+    const [caps] = await Promise.all([version, commands.long(t, MAV_CMD.MAV_CMD_REQUEST_MESSAGE, [AutopilotVersion.def.id])])
+    const C = MAV_PROTOCOL_CAPABILITY
+    if (caps & BigInt(C.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE)) return 'bytewise'
+    if (caps & BigInt(C.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_C_CAST)) return 'c_cast'
+    return undefined
+  } finally {
+    off()
+    clearTimeout(timer)
+  }
 }
