@@ -269,3 +269,34 @@ describe.skipIf(!cliBuilt || skipUnderEmulator('speed'))('sim-autopilot CLI', ()
     await once(child, 'exit')
   })
 })
+
+const example = fileURLToPath(new URL('../dist/examples/mavlink-companion.js', import.meta.url))
+const exampleBuilt = existsSync(example)
+if (!exampleBuilt) console.warn('skipping the mavlink-companion example run: dist/ is not built (npm run build:ts)')
+
+describe.skipIf(!exampleBuilt || skipUnderEmulator('speed'))('examples/mavlink-companion', () => {
+  it('against the CLI simulator: parameters, mission, arm, takeoff, telemetry on our clock', async () => {
+    const key = randomBytes(32).toString('hex')
+    const child = spawn(process.execPath, [cli, '--udp', '127.0.0.1:0', '--key', key, '--drift-ppm', '300', '--takeoff-ms', '500'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    closers.push(() => {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    })
+    const it = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+    const ready = JSON.parse((await it.next()).value as string)
+    expect(ready.key).toBeUndefined() // given, not generated: not printed
+    const run = spawn(process.execPath, [example, '--udp', `127.0.0.1:${ready.udp.port}`, '--key', key, '--seconds', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    run.stdout!.on('data', (d) => (out += d))
+    run.stderr!.on('data', (d) => (err += d))
+    const [code] = await once(run, 'exit')
+    expect(code, err).toBe(0)
+    expect(out).toMatch(/parameters: 51 \(bytewise encoding\)/)
+    expect(out).toMatch(/mission: uploaded and read back 3 items/)
+    expect(out).toMatch(/takeoff complete/)
+    const t = out.split('\n').filter((l) => l.startsWith('t+'))
+    expect(t.length).toBe(2)
+    expect(t[1]).toMatch(/alt 10\.0 m/)
+    expect(out).toMatch(/ 0 unsigned refused/)
+  })
+})
