@@ -29,6 +29,7 @@ import {
 } from '../lib/mavlink/index.js'
 import { SimAutopilot, SIM_PARAMS } from '../lib/sim/autopilot.js'
 import { createPtyPair, haveSocat } from '../lib/sim/pty.js'
+import { startSimAutopilot } from '../lib/sim/start.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
 
 const closers: (() => void | Promise<void>)[] = []
@@ -235,6 +236,31 @@ describe.skipIf(ptySkip)('simulated autopilot over a PTY with signing', () => {
     expect(unverified).toBe(0)
     expect(gcsPort.stats().parser.rejected.bad_crc).toBe(0)
     expect(simPort.stats().parser.signed).toBeGreaterThan(0)
+  })
+})
+
+describe.skipIf(ptySkip)('startSimAutopilot (signing on by default)', () => {
+  it('over a PTY: generates a key, refuses an unsigned command (counted), accepts a signed one', async () => {
+    const running = await startSimAutopilot({ pty: true, attitudeHz: 5, positionHz: 1 })
+    closers.push(() => running.close())
+    expect(running.key?.length).toBe(32)
+    const link = createSerialLink({ path: running.pty!, baudRate: 921600 })
+    closers.push(() => {
+      link.close()
+    })
+    await once(link, 'connect')
+    // one port, two encoders: an unsigned one and a signed one
+    const signing = new MavlinkSigning({ key: running.key!, requireSigned: false })
+    const port = new StreamMavlinkPort(link, { signing })
+    const unsigned = new CommandClient(port, new MavlinkEncoder({ sysid: 255, compid: 190 }), { timeoutMs: 300, retries: 0 })
+    closers.push(() => unsigned.close())
+    expect((await rejection(unsigned.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1]))).code).toBe('ERR_MAVLINK_COMMAND_TIMEOUT')
+    expect(running.port.stats().parser.rejected.unsigned).toBeGreaterThanOrEqual(1)
+    expect(running.sim.stats.commands).toBe(0)
+    const signed = new CommandClient(port, new MavlinkEncoder({ sysid: 254, compid: 190, signing }))
+    closers.push(() => signed.close())
+    await signed.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
+    expect(running.sim.armed).toBe(true)
   })
 })
 

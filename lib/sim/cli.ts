@@ -10,17 +10,9 @@
  * Prints one JSON line when ready ({ ready, udp | pty | serial, signing, key? })
  * and one with its counters when it stops (SIGINT/SIGTERM).
  */
-import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createUdpLink } from '../links/udp/link.js'
-import { createSerialLink } from '../links/serial/link.js'
-import { MavlinkSigning } from '../mavlink/signing.js'
-import { StreamMavlinkPort, UdpMavlinkPort } from '../mavlink/services/js-port.js'
-import type { JsPortBase } from '../mavlink/services/js-port.js'
-import { SimAutopilot } from './autopilot.js'
-import type { SimAutopilotOptions } from './autopilot.js'
-import { createPtyPair } from './pty.js'
-import type { PtyPair } from './pty.js'
+import { startSimAutopilot } from './start.js'
+import type { StartSimOptions } from './start.js'
 import '../mavlink/index.js' // installs the common dialect as the parser default
 
 const USAGE = `usage: sim-autopilot (--udp ADDR:PORT [--remote HOST:PORT] | --pty | --serial PATH [--baud N])
@@ -71,55 +63,25 @@ async function main(): Promise<void> {
     if (typeof v !== 'string' || !Number.isFinite(n)) fail(`${k}: expected a number`)
     return n
   }
-  const ready: Record<string, unknown> = { ready: true }
-  let signing: MavlinkSigning | undefined
-  if (!args.has('--no-signing')) {
-    let key: Buffer
+  const opts: StartSimOptions = {}
+  if (args.has('--no-signing')) opts.key = null
+  else {
     const hex = args.get('--key')
     const file = args.get('--key-file')
-    if (typeof hex === 'string') key = Buffer.from(hex, 'hex')
-    else if (typeof file === 'string') key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex')
-    else {
-      key = randomBytes(32)
-      ready.key = key.toString('hex')
-    }
-    if (key.length !== 32) fail('the signing key must be 32 bytes (64 hex digits)')
-    signing = new MavlinkSigning({ key })
+    if (typeof hex === 'string') opts.key = Buffer.from(hex, 'hex')
+    else if (typeof file === 'string') opts.key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex')
+    if (opts.key && opts.key.length !== 32) fail('the signing key must be 32 bytes (64 hex digits)')
   }
-  ready.signing = signing !== undefined
-  const parserOpts = signing ? { signing } : {}
-  let port: JsPortBase
-  const closers: (() => void)[] = []
-  let pty: PtyPair | undefined
   const udp = args.get('--udp')
+  const remote = args.get('--remote')
   const serialPath = args.get('--serial')
   if (typeof udp === 'string') {
     const local = hostPort(udp, '--udp')
-    const remote = args.get('--remote')
-    const link = createUdpLink({ address: local.address, port: local.port })
-    const p = new UdpMavlinkPort(link, { ...parserOpts, ...(typeof remote === 'string' ? { remote: hostPort(remote, '--remote'), learnRemote: true } : {}) })
-    port = p
-    ready.udp = link.address()
-    closers.push(() => link.close())
-  } else if (args.has('--pty') || typeof serialPath === 'string') {
-    let path: string
-    if (typeof serialPath === 'string') path = serialPath
-    else {
-      pty = await createPtyPair()
-      path = pty.sim
-      ready.pty = pty.companion
-    }
-    if (typeof serialPath === 'string') ready.serial = serialPath
-    const link = createSerialLink({ path, baudRate: num('--baud') ?? 921600 })
-    await new Promise<void>((resolve, reject) => {
-      link.once('connect', resolve)
-      link.once('error', reject)
-    })
-    port = new StreamMavlinkPort(link, parserOpts)
-    closers.push(() => link.close())
-  } else fail('give --udp, --pty or --serial')
-  const opts: SimAutopilotOptions = {}
-  if (signing) opts.signing = signing
+    opts.udp = { address: local.address, port: local.port }
+    if (typeof remote === 'string') opts.udp.remote = hostPort(remote, '--remote')
+  } else if (typeof serialPath === 'string') opts.serial = { path: serialPath, baudRate: num('--baud') ?? 921600 }
+  else if (args.has('--pty')) opts.pty = true
+  else fail('give --udp, --pty or --serial')
   const f = args.get('--flavour')
   if (f !== undefined) {
     if (f !== 'px4' && f !== 'ardupilot') fail('--flavour: px4 or ardupilot')
@@ -136,15 +98,19 @@ async function main(): Promise<void> {
   set('--clock-start-ms', (n) => (opts.clockStartNs = n * 1e6))
   set('--drift-ppm', (n) => (opts.clockDriftPpm = n))
   set('--takeoff-ms', (n) => (opts.takeoffMs = n))
-  const sim = new SimAutopilot(port, opts)
+  const generated = opts.key === undefined
+  const running = await startSimAutopilot(opts)
+  const ready: Record<string, unknown> = { ready: true }
+  if (generated && running.key) ready.key = running.key.toString('hex')
+  ready.signing = running.key !== undefined
+  if (running.udp) ready.udp = running.udp
+  if (running.pty) ready.pty = running.pty
+  if (opts.serial) ready.serial = opts.serial.path
   process.stdout.write(`${JSON.stringify(ready)}\n`)
   const stop = (): void => {
-    sim.close()
-    const st = port.stats()
-    process.stdout.write(`${JSON.stringify({ stopped: true, sim: sim.stats, port: { framesIn: st.framesIn, framesOut: st.framesOut, rejected: st.parser.rejected } })}\n`)
-    for (const c of closers) c()
-    pty?.close()
-    setTimeout(() => process.exit(0), 50).unref()
+    const st = running.port.stats()
+    process.stdout.write(`${JSON.stringify({ stopped: true, sim: running.sim.stats, port: { framesIn: st.framesIn, framesOut: st.framesOut, rejected: st.parser.rejected } })}\n`)
+    running.close().finally(() => setTimeout(() => process.exit(0), 50).unref())
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

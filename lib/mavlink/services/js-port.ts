@@ -156,11 +156,16 @@ export class UdpMavlinkPort extends JsPortBase {
  */
 export class StreamMavlinkPort extends JsPortBase {
   private readonly onData: (data: Buffer, info: { rxTime: bigint }) => void
+  private readonly onDisconnect: () => void
 
   constructor(readonly link: StreamLink, options: JsPortOptions = {}) {
     super(options, false)
     this.onData = (data, info) => this.ingest(data, info.rxTime ?? realtimeNs())
+    // a frame cut by a lost connection must not be completed with the next
+    // connection's bytes: the parser starts over (pending bytes count as discarded)
+    this.onDisconnect = () => this.parser.reset()
     link.on('data', this.onData)
+    link.on('disconnect', this.onDisconnect)
   }
 
   send(frame: Uint8Array): boolean {
@@ -182,6 +187,7 @@ export class StreamMavlinkPort extends JsPortBase {
 
   detach(): void {
     this.link.off('data', this.onData)
+    this.link.off('disconnect', this.onDisconnect)
   }
 }
 
