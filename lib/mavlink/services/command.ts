@@ -135,6 +135,8 @@ export class CommandClient extends EventEmitter {
       // targets with component 0 accept the ACK from any component of the system
       let p = this.inflight.get(`${frame.sysid}:${frame.compid}:${ack.command}`)
       if (p === undefined) p = this.inflight.get(`${frame.sysid}:0:${ack.command}`)
+      // a broadcast command (target system 0) settles on the first ACK from anyone
+      if (p === undefined) p = this.inflight.get(`0:0:${ack.command}`)
       if (p === undefined || !fromTarget(p.target, frame.sysid, frame.compid)) {
         this.stats.unmatchedAcks++
         this.emit('unmatched-ack', ack, frame.sysid, frame.compid)

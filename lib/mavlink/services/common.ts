@@ -37,9 +37,9 @@ export function addressedTo(enc: MavlinkEncoder, targetSystem: number, targetCom
   return (targetSystem === 0 || targetSystem === enc.sysid) && (targetComponent === 0 || targetComponent === enc.compid)
 }
 
-/** Whether a frame from (sysid, compid) comes from `target` (component 0 = any component of it). */
+/** Whether a frame from (sysid, compid) comes from `target` (0 = any system / any component). */
 export function fromTarget(target: MavlinkTarget, sysid: number, compid: number): boolean {
-  return sysid === target.system && (target.component === 0 || compid === target.component)
+  return (target.system === 0 || sysid === target.system) && (target.component === 0 || compid === target.component)
 }
 
 export function checkTarget(t: unknown, name = 'target'): MavlinkTarget {
