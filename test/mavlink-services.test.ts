@@ -150,6 +150,14 @@ describe('command protocol', () => {
     await first
   })
 
+  it('a broadcast command (system 0) settles on the first ACK', async () => {
+    const { gcs, sim, enc } = setup()
+    const cmd = new CommandClient(gcs, enc)
+    closers.push(() => cmd.close())
+    await cmd.long({ system: 0, component: 0 }, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
+    expect(sim.armed).toBe(true)
+  })
+
   it('ignores an ACK for another system and counts it as unmatched', async () => {
     const { gcs, vehiclePort, enc } = setup()
     const other = new MavlinkEncoder({ sysid: 7, compid: 1 })

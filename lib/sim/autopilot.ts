@@ -385,7 +385,7 @@ export class SimAutopilot extends EventEmitter {
   }
 
   private forUs(targetSystem: number, targetComponent: number): boolean {
-    return targetSystem === this.encoder.sysid && (targetComponent === 0 || targetComponent === this.encoder.compid)
+    return (targetSystem === 0 || targetSystem === this.encoder.sysid) && (targetComponent === 0 || targetComponent === this.encoder.compid)
   }
 
   private onFrame(frame: MavlinkFrame): void {
