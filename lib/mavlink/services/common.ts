@@ -24,6 +24,11 @@ export interface MavlinkServiceError extends Error {
   attempts?: number
 }
 
+/**
+ * Builds a {@link MavlinkServiceError}.
+ * @example
+ * throw serviceError('ERR_MAVLINK_COMMAND_DENIED', 'ARM denied', { result: 2 })
+ */
 export function serviceError(code: string, message: string, extra: Partial<MavlinkServiceError> = {}): MavlinkServiceError {
   const err = new Error(message) as MavlinkServiceError
   err.code = code
@@ -32,7 +37,11 @@ export function serviceError(code: string, message: string, extra: Partial<Mavli
   return err
 }
 
-/** Whether a message's target_system/target_component (0 = broadcast) includes the encoder's ids. */
+/**
+ * Whether a message's target_system/target_component (0 = broadcast) includes the encoder's ids.
+ * @example
+ * if (!addressedTo(encoder, ack.target_system, ack.target_component)) return
+ */
 export function addressedTo(enc: MavlinkEncoder, targetSystem: number, targetComponent: number): boolean {
   return (targetSystem === 0 || targetSystem === enc.sysid) && (targetComponent === 0 || targetComponent === enc.compid)
 }

@@ -103,7 +103,11 @@ export class MissionClient {
         clearTimeout(timer)
         timer = setTimeout(onTimeout, this.timeoutMs)
       }
-      body(settle, arm)
+      try {
+        body(settle, arm)
+      } catch (err) {
+        settle(err as Error) // e.g. an item the encoder refuses: the client stays usable
+      }
     })
   }
 
