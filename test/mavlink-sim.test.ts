@@ -30,7 +30,7 @@ import {
 import { SimAutopilot, SIM_PARAMS } from '../lib/sim/autopilot.js'
 import { createPtyPair, haveSocat } from '../lib/sim/pty.js'
 import { startSimAutopilot } from '../lib/sim/start.js'
-import { skipUnderEmulator } from './helpers/emulator.js'
+import { emulator, skipUnderEmulator } from './helpers/emulator.js'
 
 const closers: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -86,10 +86,14 @@ describe('simulated autopilot over UDP with signing', () => {
     const t0 = Date.now()
     await sleep(2000)
     const secs = (Date.now() - t0) / 1000
-    // rates within a wide band (a loaded machine delays timers, never speeds them up)
-    expect(counts.ATTITUDE / secs).toBeGreaterThan(15)
+    // rates within a wide band (a loaded machine delays timers, never speeds them up);
+    // under the ARM emulator only an upper bound means anything
+    if (!emulator) {
+      expect(counts.ATTITUDE / secs).toBeGreaterThan(15)
+      expect(counts.GLOBAL_POSITION_INT / secs).toBeGreaterThan(3)
+    }
     expect(counts.ATTITUDE / secs).toBeLessThan(60)
-    expect(counts.GLOBAL_POSITION_INT / secs).toBeGreaterThan(3)
+    expect(counts.GLOBAL_POSITION_INT / secs).toBeLessThan(12)
     expect(counts.SYS_STATUS).toBeGreaterThanOrEqual(1)
     expect(counts.BATTERY_STATUS).toBeGreaterThanOrEqual(1)
     expect(unsignedSeen).toBe(0)
@@ -185,8 +189,8 @@ describe('simulated autopilot over UDP with signing', () => {
   })
 })
 
-const ptySkip = !haveSocat()
-if (ptySkip) console.log('simulated autopilot PTY tests skipped: socat is not installed (apt-get install socat)')
+const ptySkip = !haveSocat() || skipUnderEmulator('termios2')
+if (!haveSocat()) console.log('simulated autopilot PTY tests skipped: socat is not installed (apt-get install socat)')
 
 describe.skipIf(ptySkip)('simulated autopilot over a PTY with signing', () => {
   it('carries signed telemetry, commands and parameters over a virtual serial line', async () => {
