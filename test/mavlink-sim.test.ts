@@ -23,6 +23,8 @@ import {
   StreamMavlinkPort,
   SysStatus,
   BatteryStatus,
+  Heartbeat,
+  SetupSigning,
   TimesyncService,
   UdpMavlinkPort,
   type MavlinkServiceError,
@@ -265,6 +267,58 @@ describe.skipIf(ptySkip)('startSimAutopilot (signing on by default)', () => {
     closers.push(() => signed.close())
     await signed.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
     expect(running.sim.armed).toBe(true)
+  })
+})
+
+describe.skipIf(ptySkip)('key provisioning with SETUP_SIGNING over a PTY', () => {
+  it("starts unsigned, takes the companion's key from SETUP_SIGNING, then signs and refuses unsigned frames", async () => {
+    const running = await startSimAutopilot({ key: 'setup', pty: true, attitudeHz: 0, positionHz: 0, heartbeatHz: 10 })
+    closers.push(() => running.close())
+    const link = createSerialLink({ path: running.pty!, baudRate: 921600 })
+    closers.push(() => {
+      link.close()
+    })
+    await once(link, 'connect')
+    // provisioning: a plain port, the sim's heartbeats arrive unsigned
+    const plain = new StreamMavlinkPort(link)
+    let unsignedHeartbeats = 0
+    const offPlain = plain.onFrame((f) => {
+      if (f.as(Heartbeat) && !f.signed) unsignedHeartbeats++
+    })
+    while (unsignedHeartbeats === 0) await sleep(20)
+    const key = randomBytes(32)
+    const signing = new MavlinkSigning({ key })
+    const setupDone = once(running.sim, 'signing-setup')
+    plain.send(new MavlinkEncoder({ sysid: 255, compid: 190 }).encode(SetupSigning, signing.setupFields(1, 1)))
+    expect((await setupDone)[0]).toBe(true)
+    expect(running.sim.stats.signingSetups).toBe(1)
+    offPlain()
+    plain.detach()
+    // from now on: signed both ways
+    const port = new StreamMavlinkPort(link, { signing })
+    const enc = new MavlinkEncoder({ sysid: 255, compid: 190, signing })
+    const hb = new HeartbeatService(port, enc, { rateHz: 0 })
+    closers.push(() => hb.close())
+    await once(hb, 'heartbeat')
+    const cmd = new CommandClient(port, enc)
+    closers.push(() => cmd.close())
+    await cmd.long(VEHICLE, MAV_CMD.MAV_CMD_COMPONENT_ARM_DISARM, [1])
+    expect(running.sim.armed).toBe(true)
+    const before = running.port.stats().parser.rejected.unsigned
+    port.send(new MavlinkEncoder({ sysid: 255, compid: 190 }).encode(SetupSigning, { target_system: 1, target_component: 1, secret_key: new Uint8Array(32), initial_timestamp: 0 }))
+    await sleep(200)
+    // an unsigned SETUP_SIGNING (a stranger trying to turn signing off) never reaches the sim
+    expect(running.port.stats().parser.rejected.unsigned).toBe(before + 1)
+    expect(running.sim.stats.signingSetups).toBe(1)
+  })
+
+  it('ignores SETUP_SIGNING where it is not accepted (UDP), counting it', async () => {
+    const key = randomBytes(32)
+    const { gcsPort, enc, sim } = udpPair(key)
+    gcsPort.send(enc.encode(SetupSigning, { target_system: 1, target_component: 1, secret_key: new Uint8Array(32), initial_timestamp: 0 }))
+    while (sim.stats.signingSetupsIgnored === 0) await sleep(10)
+    expect(sim.stats.signingSetups).toBe(0)
+    await expect(startSimAutopilot({ key: 'setup', udp: {} })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
   })
 })
 

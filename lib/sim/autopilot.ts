@@ -47,6 +47,7 @@ import {
   ParamRequestList,
   ParamRequestRead,
   ParamSet,
+  SetupSigning,
   SysStatus,
   Timesync,
 } from '../mavlink/generated/common.js'
@@ -92,6 +93,12 @@ export interface SimAutopilotOptions {
   periodS?: number
   /** Host clock in ns (default CLOCK_REALTIME). The boot clock is derived from it. */
   hostClock?: () => bigint
+  /**
+   * Install keys received in SETUP_SIGNING (into `signing`). The spec allows
+   * this only over a secure link (USB, a wire): enable it for such ports only.
+   * Default false (SETUP_SIGNING is ignored and counted).
+   */
+  acceptSetupSigning?: boolean
 }
 
 interface SimParam {
@@ -171,6 +178,9 @@ export interface SimStats {
   timesyncAnswersReceived: number
   missionUploads: number
   missionDownloads: number
+  /** SETUP_SIGNING installed / ignored (not accepted on this port, or no signing state). */
+  signingSetups: number
+  signingSetupsIgnored: number
 }
 
 const RESULT_NAMES: Record<number, string> = {}
@@ -190,7 +200,8 @@ interface UploadState {
  * const sim = new SimAutopilot(port, { flavour: 'px4', signing, clockDriftPpm: 200 })
  * // ... sim.close()
  *
- * Events: `'command'` ({ command, result }), `'armed'` (boolean), `'mission'` (type, items).
+ * Events: `'command'` ({ command, result }), `'armed'` (boolean), `'mission'` (type, items),
+ * `'signing-setup'` (signing enabled after a SETUP_SIGNING).
  */
 export class SimAutopilot extends EventEmitter {
   readonly encoder: MavlinkEncoder
@@ -200,13 +211,15 @@ export class SimAutopilot extends EventEmitter {
   readonly missions = new Map<number, MissionPlanItem[]>()
   readonly stats: SimStats = {
     commands: 0, acks: {}, paramValuesSent: 0, paramSets: 0, timesyncAnswered: 0, timesyncRequests: 0,
-    timesyncAnswersReceived: 0, missionUploads: 0, missionDownloads: 0,
+    timesyncAnswersReceived: 0, missionUploads: 0, missionDownloads: 0, signingSetups: 0, signingSetupsIgnored: 0,
   }
   armed = false
   /** Metres above home. */
   altitude = 0
   battery = 100
-  private readonly o: Required<Omit<SimAutopilotOptions, 'signing' | 'home' | 'silentCommands' | 'sysid' | 'compid' | 'flavour'>> & { home: { lat: number; lon: number; altM: number } }
+  private readonly signing: MavlinkSigning | undefined
+  private readonly acceptSetup: boolean
+  private readonly o: Required<Omit<SimAutopilotOptions, 'signing' | 'home' | 'silentCommands' | 'sysid' | 'compid' | 'flavour' | 'acceptSetupSigning'>> & { home: { lat: number; lon: number; altM: number } }
   private readonly silent: Set<number>
   private readonly hostStart: bigint
   private readonly timers: NodeJS.Timeout[] = []
@@ -230,6 +243,8 @@ export class SimAutopilot extends EventEmitter {
     const enc: ConstructorParameters<typeof MavlinkEncoder>[0] = { sysid, compid }
     if (options.signing) enc.signing = options.signing
     this.encoder = new MavlinkEncoder(enc)
+    this.signing = options.signing
+    this.acceptSetup = options.acceptSetupSigning ?? false
     this.o = {
       heartbeatHz: options.heartbeatHz ?? 1,
       attitudeHz: options.attitudeHz ?? 50,
@@ -439,6 +454,20 @@ export class SimAutopilot extends EventEmitter {
           p.value = p.type === MAV_PARAM_TYPE.MAV_PARAM_TYPE_REAL32 ? Math.fround(v) : v
         }
         this.sendParam(i)
+        return
+      }
+      case SetupSigning.def.id: {
+        const m = frame.as(SetupSigning)!
+        if (!this.forUs(m.target_system, m.target_component)) return
+        if (!this.acceptSetup || this.signing === undefined) {
+          this.stats.signingSetupsIgnored++
+          return
+        }
+        // from now on every frame we send is signed with the new key and
+        // unsigned frames are refused (an all-zero key turns signing off)
+        this.signing.applySetup(m)
+        this.stats.signingSetups++
+        this.emit('signing-setup', this.signing.enabled)
         return
       }
       default:

@@ -16,7 +16,7 @@ import type { StartSimOptions } from './start.js'
 import '../mavlink/index.js' // installs the common dialect as the parser default
 
 const USAGE = `usage: sim-autopilot (--udp ADDR:PORT [--remote HOST:PORT] | --pty | --serial PATH [--baud N])
-  [--key HEX64 | --key-file PATH | --no-signing] [--flavour px4|ardupilot] [--sysid N] [--compid N]
+  [--key HEX64 | --key-file PATH | --no-signing | --setup-signing] [--flavour px4|ardupilot] [--sysid N] [--compid N]
   [--attitude-hz N] [--position-hz N] [--clock-start-ms N] [--drift-ppm N] [--takeoff-ms N]`
 
 function fail(msg: string): never {
@@ -33,7 +33,7 @@ function hostPort(s: string, what: string): { address: string; port: number } {
 
 function parse(argv: string[]): Map<string, string | true> {
   const m = new Map<string, string | true>()
-  const flags = new Set(['--pty', '--no-signing', '--help'])
+  const flags = new Set(['--pty', '--no-signing', '--setup-signing', '--help'])
   const valued = new Set(['--udp', '--remote', '--serial', '--baud', '--key', '--key-file', '--flavour', '--sysid', '--compid', '--attitude-hz', '--position-hz', '--clock-start-ms', '--drift-ppm', '--takeoff-ms'])
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   }
   const opts: StartSimOptions = {}
   if (args.has('--no-signing')) opts.key = null
+  else if (args.has('--setup-signing')) opts.key = 'setup'
   else {
     const hex = args.get('--key')
     const file = args.get('--key-file')
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
   const running = await startSimAutopilot(opts)
   const ready: Record<string, unknown> = { ready: true }
   if (generated && running.key) ready.key = running.key.toString('hex')
-  ready.signing = running.key !== undefined
+  ready.signing = opts.key === 'setup' ? 'awaiting SETUP_SIGNING' : running.key !== undefined
   if (running.udp) ready.udp = running.udp
   if (running.pty) ready.pty = running.pty
   if (opts.serial) ready.serial = opts.serial.path

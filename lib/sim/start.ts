@@ -22,8 +22,13 @@ export interface StartSimOptions extends Omit<SimAutopilotOptions, 'signing'> {
   pty?: boolean
   /** A serial device. */
   serial?: { path: string; baudRate?: number }
-  /** 32-byte signing key. Default: a generated one (in `RunningSim.key`). `null` turns signing off. */
-  key?: Uint8Array | null
+  /**
+   * 32-byte signing key. Default: a generated one (in `RunningSim.key`).
+   * `null` turns signing off. `'setup'`: start unsigned and take the key from a
+   * SETUP_SIGNING (serial/PTY only: the spec allows key setup only over a
+   * secure link).
+   */
+  key?: Uint8Array | null | 'setup'
   /** Keep the signing timestamp across restarts in this file. */
   timestampFile?: string
 }
@@ -32,7 +37,7 @@ export interface StartSimOptions extends Omit<SimAutopilotOptions, 'signing'> {
 export interface RunningSim {
   sim: SimAutopilot
   port: JsPortBase
-  /** The signing key, when signing is on. */
+  /** The signing key, when signing is on from the start. */
   key: Buffer | undefined
   /** The bound UDP address (UDP). */
   udp?: { address: string; family: 'IPv4' | 'IPv6'; port: number }
@@ -50,8 +55,11 @@ export interface RunningSim {
 export async function startSimAutopilot(options: StartSimOptions = {}): Promise<RunningSim> {
   const { udp, pty, serial, key: keyOpt, timestampFile, ...simOptions } = options
   if ([udp, pty, serial].filter((x) => x !== undefined && x !== false).length !== 1) throw invalidArgValue('options', options, 'needs exactly one of udp, pty, serial')
-  const key = keyOpt === null ? undefined : Buffer.from(keyOpt ?? randomBytes(32))
-  const signing = key ? new MavlinkSigning(timestampFile !== undefined ? { key, timestampFile } : { key }) : undefined
+  const setup = keyOpt === 'setup'
+  if (setup && udp) throw invalidArgValue('options.key', keyOpt, "is 'setup', which a UDP link cannot take (SETUP_SIGNING belongs on a secure link)")
+  const key = keyOpt === null || setup ? undefined : Buffer.from(keyOpt ?? randomBytes(32))
+  const signingKey = setup ? new Uint8Array(32) : key
+  const signing = signingKey ? new MavlinkSigning(timestampFile !== undefined ? { key: signingKey, timestampFile } : { key: signingKey }) : undefined
   const parserOpts = signing ? { signing } : {}
   const closers: (() => void | Promise<void>)[] = []
   const running: Partial<RunningSim> = { key }
@@ -81,7 +89,7 @@ export async function startSimAutopilot(options: StartSimOptions = {}): Promise<
       })
       port = new StreamMavlinkPort(link, parserOpts)
     }
-    const sim = new SimAutopilot(port, signing ? { ...simOptions, signing } : simOptions)
+    const sim = new SimAutopilot(port, signing ? { ...simOptions, signing, acceptSetupSigning: setup } : simOptions)
     running.sim = sim
     running.port = port
     running.close = async () => {
