@@ -19,6 +19,7 @@ import {
   MissionRequestInt,
   MissionRequestList,
   ParamClient,
+  ParamError,
   ParamRequestList,
   ParamRequestRead,
   ParamSet,
@@ -36,7 +37,7 @@ afterEach(() => {
   for (const c of closers.splice(0).reverse()) c()
 })
 
-const MESSAGES = [Heartbeat, CommandLong, CommandInt, CommandAck, ParamValue, ParamSet, ParamRequestRead, ParamRequestList, Timesync, MissionCount, MissionItemInt, MissionRequestInt, MissionRequestList, MissionAck, MissionClearAll]
+const MESSAGES = [Heartbeat, CommandLong, CommandInt, CommandAck, ParamValue, ParamError, ParamSet, ParamRequestRead, ParamRequestList, Timesync, MissionCount, MissionItemInt, MissionRequestInt, MissionRequestList, MissionAck, MissionClearAll]
 
 /** A descriptor that fills the payload with random bytes, aimed at sysid/compid 1/1 half the time so handlers run. */
 function randomDef(def: MessageDef, rnd: () => number): MessageDef {
@@ -61,7 +62,7 @@ describe('services and simulator under random well-framed messages', () => {
       gcs.close()
       vehicle.close()
     })
-    const sim = new SimAutopilot(vehicle, { attitudeHz: 0, positionHz: 0, statusHz: 0, timesyncRequestHz: 0, takeoffMs: 50 })
+    const sim = new SimAutopilot(vehicle, { attitudeHz: 0, positionHz: 0, statusHz: 0, timesyncRequestHz: 0, takeoffMs: 50, paramErrors: true })
     closers.push(() => sim.close())
     const enc = new MavlinkEncoder({ sysid: 255, compid: 190 })
     const target = { system: 1, component: 1 }

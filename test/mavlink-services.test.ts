@@ -219,6 +219,24 @@ describe('parameter protocol', () => {
   }
 })
 
+describe('PARAM_ERROR', () => {
+  it('rejects at once with the error the target names (unknown parameter, value out of range)', async () => {
+    const { gcs, enc } = setup({ sim: { paramErrors: true } })
+    const params = new ParamClient(gcs, enc, { target: VEHICLE, encoding: 'bytewise', timeoutMs: 2000 * K })
+    closers.push(() => params.close())
+    const t0 = Date.now()
+    const missing = await rejection(params.get('NO_SUCH_PARAM'))
+    expect(missing.code).toBe('ERR_MAVLINK_PARAM_DOES_NOT_EXIST')
+    expect(missing.attempts).toBe(1)
+    expect(Date.now() - t0).toBeLessThan(2000 * K) // answered, not timed out
+    await params.get('MPC_XY_VEL_MAX')
+    const range = await rejection(params.set('MPC_XY_VEL_MAX', 50))
+    expect(range.code).toBe('ERR_MAVLINK_PARAM_VALUE_OUT_OF_RANGE')
+    expect((await params.set('MPC_XY_VEL_MAX', 5)).value).toBe(5)
+    expect(params.stats.errors).toBe(2)
+  })
+})
+
 describe('parameter value encodings', () => {
   const T = MAV_PARAM_TYPE
   it('byte-wise puts the value bytes in the field; C-cast sends (float)value', () => {

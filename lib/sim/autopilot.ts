@@ -46,8 +46,10 @@ import {
   MissionRequestList,
   ParamRequestList,
   ParamRequestRead,
+  ParamError,
   ParamSet,
   SetupSigning,
+  MAV_PARAM_ERROR,
   SysStatus,
   Timesync,
 } from '../mavlink/generated/common.js'
@@ -99,6 +101,8 @@ export interface SimAutopilotOptions {
    * Default false (SETUP_SIGNING is ignored and counted).
    */
   acceptSetupSigning?: boolean
+  /** Answer requests for unknown parameters and refused sets with PARAM_ERROR (newer PX4); default false (silence, as ArduPilot). */
+  paramErrors?: boolean
 }
 
 interface SimParam {
@@ -219,7 +223,8 @@ export class SimAutopilot extends EventEmitter {
   battery = 100
   private readonly signing: MavlinkSigning | undefined
   private readonly acceptSetup: boolean
-  private readonly o: Required<Omit<SimAutopilotOptions, 'signing' | 'home' | 'silentCommands' | 'sysid' | 'compid' | 'flavour' | 'acceptSetupSigning'>> & { home: { lat: number; lon: number; altM: number } }
+  private readonly paramErrors: boolean
+  private readonly o: Required<Omit<SimAutopilotOptions, 'signing' | 'home' | 'silentCommands' | 'sysid' | 'compid' | 'flavour' | 'acceptSetupSigning' | 'paramErrors'>> & { home: { lat: number; lon: number; altM: number } }
   private readonly silent: Set<number>
   private readonly hostStart: bigint
   private readonly timers: NodeJS.Timeout[] = []
@@ -245,6 +250,7 @@ export class SimAutopilot extends EventEmitter {
     this.encoder = new MavlinkEncoder(enc)
     this.signing = options.signing
     this.acceptSetup = options.acceptSetupSigning ?? false
+    this.paramErrors = options.paramErrors ?? false
     this.o = {
       heartbeatHz: options.heartbeatHz ?? 1,
       attitudeHz: options.attitudeHz ?? 50,
@@ -434,13 +440,14 @@ export class SimAutopilot extends EventEmitter {
         if (!this.forUs(m.target_system, m.target_component)) return
         const i = m.param_index >= 0 ? m.param_index : this.params.findIndex((p) => p.id === m.param_id)
         if (i >= 0 && i < this.params.length) this.sendParam(i)
+        else this.paramError(frame, m.param_id, m.param_index, MAV_PARAM_ERROR.MAV_PARAM_ERROR_DOES_NOT_EXIST)
         return
       }
       case ParamSet.def.id: {
         const m = frame.as(ParamSet)!
         if (!this.forUs(m.target_system, m.target_component)) return
         const i = this.params.findIndex((p) => p.id === m.param_id)
-        if (i < 0) return
+        if (i < 0) return this.paramError(frame, m.param_id, -1, MAV_PARAM_ERROR.MAV_PARAM_ERROR_DOES_NOT_EXIST)
         const p = this.params[i]
         this.stats.paramSets++
         let v: number
@@ -452,7 +459,10 @@ export class SimAutopilot extends EventEmitter {
         }
         if (Number.isFinite(v) && (p.min === undefined || v >= p.min) && (p.max === undefined || v <= p.max)) {
           p.value = p.type === MAV_PARAM_TYPE.MAV_PARAM_TYPE_REAL32 ? Math.fround(v) : v
+        } else if (this.paramErrors) {
+          return this.paramError(frame, p.id, i, MAV_PARAM_ERROR.MAV_PARAM_ERROR_VALUE_OUT_OF_RANGE)
         }
+        // refused without PARAM_ERROR: the unchanged value tells the sender
         this.sendParam(i)
         return
       }
@@ -473,6 +483,11 @@ export class SimAutopilot extends EventEmitter {
       default:
         this.onMissionFrame(frame)
     }
+  }
+
+  private paramError(frame: MavlinkFrame, id: string, index: number, error: number): void {
+    if (!this.paramErrors) return
+    this.send(ParamError, { target_system: frame.sysid, target_component: frame.compid, param_id: id, param_index: index, error: error as never })
   }
 
   private sendParam(i: number): void {

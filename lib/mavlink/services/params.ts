@@ -10,7 +10,8 @@ import { EventEmitter } from 'node:events'
 import type { MessageDef } from '../codec.js'
 import type { MavlinkEncoder } from '../encoder.js'
 import type { MavlinkPort } from '../port.js'
-import { AutopilotVersion, MAV_CMD, MAV_PARAM_TYPE, MAV_PROTOCOL_CAPABILITY, ParamRequestList, ParamRequestRead, ParamSet, ParamValue } from '../generated/common.js'
+import { AutopilotVersion, MAV_CMD, MAV_PARAM_ERROR, MAV_PARAM_TYPE, MAV_PROTOCOL_CAPABILITY, ParamError, ParamRequestList, ParamRequestRead, ParamSet, ParamValue } from '../generated/common.js'
+import { enumName } from '../codec.js'
 import type { CommandClient } from './command.js'
 import type { ParamSetData, ParamValueData } from '../generated/common.js'
 import { addressedTo, checkTarget, count, fromTarget, positive, serviceError } from './common.js'
@@ -159,6 +160,8 @@ export interface ParamClientOptions {
 interface Waiter {
   match: (p: Param) => boolean
   done: (p: Param) => void
+  /** A PARAM_ERROR for this request (name or index), if the target sends them. */
+  failed?: (id: string, index: number, error: number) => void
 }
 
 /**
@@ -176,7 +179,7 @@ export class ParamClient extends EventEmitter {
   readonly cache = new Map<string, Param>()
   /** The target's parameter count, from its last PARAM_VALUE. */
   total: number | undefined
-  readonly stats = { requests: 0, retries: 0, gapReads: 0, values: 0 }
+  readonly stats = { requests: 0, retries: 0, gapReads: 0, values: 0, errors: 0 }
   private readonly timeoutMs: number
   private readonly retries: number
   private readonly quietMs: number
@@ -197,6 +200,13 @@ export class ParamClient extends EventEmitter {
     this.quietMs = positive(options.listQuietMs, 'options.listQuietMs', 500)
     this.unsubscribe = port.onFrame((frame) => {
       if (!fromTarget(this.target, frame.sysid, frame.compid)) return
+      const e = frame.as(ParamError)
+      if (e !== undefined) {
+        if (!addressedTo(this.encoder, e.target_system, e.target_component)) return
+        this.stats.errors++
+        for (const w of [...this.waiters]) w.failed?.(e.param_id, e.param_index, e.error)
+        return
+      }
       const m = frame.as(ParamValue)
       if (m === undefined) return
       const bits = paramValueBits(m)
@@ -301,7 +311,11 @@ export class ParamClient extends EventEmitter {
     })
   }
 
-  /** Reads one parameter by name (or index) with retries. */
+  /**
+   * Reads one parameter by name (or index) with retries. A PARAM_ERROR
+   * answer rejects at once (ERR_MAVLINK_PARAM_DOES_NOT_EXIST, …); targets
+   * that stay silent on unknown names end in ERR_MAVLINK_PARAM_TIMEOUT.
+   */
   get(id: string | number): Promise<Param> {
     const byName = typeof id === 'string'
     if (byName && (id.length === 0 || Buffer.byteLength(id) > 16)) throw outOfRange('id', 'a name of 1 to 16 bytes', id)
@@ -309,14 +323,16 @@ export class ParamClient extends EventEmitter {
       (p) => (byName ? p.id === id : p.index === id),
       () => this.encoder.encode(ParamRequestRead, { target_system: this.target.system, target_component: this.target.component, param_id: byName ? id : '', param_index: byName ? -1 : id }),
       `read of ${JSON.stringify(id)}`,
+      byName ? { id } : { index: id },
     )
   }
 
   /**
    * Sets a parameter and resolves with the PARAM_VALUE that confirms it.
    * `type` defaults to the cached type (a `get`/`list` first), else REAL32.
-   * Rejects with ERR_MAVLINK_PARAM_TIMEOUT, or ERR_MAVLINK_PARAM_REJECTED
-   * when the target answers with a different value (`actual` on the error).
+   * Rejects with ERR_MAVLINK_PARAM_TIMEOUT, ERR_MAVLINK_PARAM_REJECTED
+   * when the target answers with a different value (`actual` on the error),
+   * or ERR_MAVLINK_PARAM_<error> when it answers PARAM_ERROR (`result`).
    */
   async set(id: string, value: number, type?: number): Promise<Param> {
     if (id.length === 0 || Buffer.byteLength(id) > 16) throw outOfRange('id', 'a name of 1 to 16 bytes', id)
@@ -326,6 +342,7 @@ export class ParamClient extends EventEmitter {
       (p) => p.id === id,
       () => this.encoder.encode(ParamSetRaw, { target_system: this.target.system, target_component: this.target.component, param_id: id, param_type: t as never, bits }),
       `set of ${JSON.stringify(id)}`,
+      { id },
     )
     if (p.bits !== bits) {
       const err = serviceError('ERR_MAVLINK_PARAM_REJECTED', `set of ${JSON.stringify(id)} to ${value}: the target kept ${p.value}`, { target: this.target })
@@ -335,7 +352,7 @@ export class ParamClient extends EventEmitter {
     return p
   }
 
-  private request(match: (p: Param) => boolean, build: () => Uint8Array, what: string): Promise<Param> {
+  private request(match: (p: Param) => boolean, build: () => Uint8Array, what: string, key: { id?: string; index?: number }): Promise<Param> {
     return new Promise((resolve, reject) => {
       let attempts = 0
       let timer: NodeJS.Timeout | undefined
@@ -345,6 +362,13 @@ export class ParamClient extends EventEmitter {
           clearTimeout(timer)
           this.waiters = this.waiters.filter((x) => x !== w)
           resolve(p)
+        },
+        failed: (id, index, error) => {
+          if (key.id !== undefined ? id !== key.id : index !== key.index) return
+          clearTimeout(timer)
+          this.waiters = this.waiters.filter((x) => x !== w)
+          const name = enumName(MAV_PARAM_ERROR, error) ?? String(error)
+          reject(serviceError(`ERR_MAVLINK_PARAM_${name.replace(/^MAV_PARAM_ERROR_/, '')}`, `parameter ${what} on ${this.target.system}/${this.target.component}: PARAM_ERROR ${name}`, { target: this.target, result: error, attempts }))
         },
       }
       const send = (): void => {
