@@ -13,8 +13,10 @@
  */
 import { DIALECT as COMMON } from './generated/common.js'
 import { setDefaultDialect } from './parser.js'
+import { setLinkDefaultDialect } from './link.js'
 
 setDefaultDialect(COMMON)
+setLinkDefaultDialect(COMMON)
 
 export * from './generated/common.js'
 export * as ardupilotmega from './generated/ardupilotmega.js'
@@ -30,3 +32,19 @@ export type { EncodeOverrides, MavlinkEncoderOptions } from './encoder.js'
 export { MavlinkSigning, SigningClock, signingTimestampFromMs, readTimestamp, writeTimestamp, SIGNING_EPOCH_MS, RADIO_STATUS_ID, NEW_STREAM_WINDOW } from './signing.js'
 export type { MavlinkSigningOptions, SetupSigningFields, SigningClockOptions, SigningRejectReason } from './signing.js'
 export { crcCalculate, crcAccumulate, crcExtraConsistent, CRC_INIT } from './crc.js'
+export { MavlinkLink, mavlinkFraming } from './link.js'
+export type { MavlinkFraming, MavlinkLinkOptions, MavlinkLinkStats, MavlinkParseOptions } from './link.js'
+export { MavlinkRouter, createMavlinkRouter, mavlinkRouterConfigSchema, validateMavlinkRouterConfig } from './router.js'
+export type {
+  MavlinkRouterConfig,
+  MavlinkRouterEndpointConfig,
+  MavlinkRouterFilterRule,
+  MavlinkRouterFilters,
+  MavlinkRouterStats,
+  MavlinkRouterEndpointStats,
+  MavlinkRouterDrops,
+  MavlinkRouterLearnedEvent,
+  MavlinkRouterPort,
+  MavlinkRouterPortOptions,
+} from './router.js'
+export type { MavlinkPort, MavlinkFrameListener } from './port.js'
