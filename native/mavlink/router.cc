@@ -1051,20 +1051,24 @@ Napi::Value MavRouter::RemoveEndpoint(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// localAddress(index) -> [ip, port, family] of a server endpoint, or undefined.
+// localAddress(index) -> [ip, port, family] the endpoint's socket is bound to, or undefined.
 Napi::Value MavRouter::LocalAddress(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) return env.Undefined();
   uint32_t i = info[0].As<Napi::Number>().Uint32Value();
   std::lock_guard<std::mutex> lk(core_->io_mu);
-  if (i >= core_->eps.size() || !core_->eps[i] || core_->eps[i]->addr_len == 0) return env.Undefined();
+  if (i >= core_->eps.size() || !core_->eps[i] || !core_->eps[i]->fd.valid()) return env.Undefined();
   const Endpoint& ep = *core_->eps[i];
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(ep.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+    return env.Undefined();
   int port = 0;
-  std::string ip = FormatAddress(reinterpret_cast<const sockaddr*>(&ep.addr), &port);
+  std::string ip = FormatAddress(reinterpret_cast<const sockaddr*>(&ss), &port);
   Napi::Array a = Napi::Array::New(env, 3);
   a.Set(0u, Napi::String::New(env, ip));
   a.Set(1u, Napi::Number::New(env, port));
-  a.Set(2u, Napi::Number::New(env, ep.addr.ss_family == AF_INET6 ? 6 : 4));
+  a.Set(2u, Napi::Number::New(env, ss.ss_family == AF_INET6 ? 6 : 4));
   return a;
 }
 
