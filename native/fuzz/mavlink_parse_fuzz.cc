@@ -145,6 +145,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   data++;
   size--;
 
+  // the sliced CRC against the byte-at-a-time definition (spec's crc_accumulate)
+  {
+    uint16_t ref = 0xFFFF;
+    for (size_t i = 0; i < size; i++) {
+      uint8_t tmp = static_cast<uint8_t>(data[i] ^ (ref & 0xFF));
+      tmp = static_cast<uint8_t>(tmp ^ (tmp << 4));
+      ref = static_cast<uint16_t>((ref >> 8) ^ (tmp << 8) ^ (tmp << 3) ^ (tmp >> 4));
+    }
+    Check(CrcCalculate(data, size) == ref, "sliced CRC == reference");
+  }
+
   // datagram mode: the whole input is one datagram, then again split in two
   {
     Parser p(dialect, o);

@@ -8,14 +8,25 @@ namespace onbus::mav {
 
 namespace {
 
+// Slicing-by-8 tables of the X.25 CRC. With f(c) = (c >> 8) ^ T[c & 0xff]
+// (one step with a zero input byte; f is linear over GF(2)), k steps over
+// bytes b0..b(k-1) from register c equal f^k(c ^ (b0 | b1 << 8)) XORed with
+// f^(k-2j)(b(2j) | b(2j+1) << 8) for the later byte pairs, and f^m(x) of a
+// byte x in the low position is the table t[m-1][x]. t[0] is the classic
+// byte-at-a-time table.
 struct CrcTable {
-  uint16_t t[256];
+  uint16_t t[8][256];
   constexpr CrcTable() : t() {
     for (int x = 0; x < 256; x++) {
       uint32_t tmp = static_cast<uint32_t>(x);
       tmp = (tmp ^ (tmp << 4)) & 0xFF;
-      t[x] = static_cast<uint16_t>(((tmp << 8) ^ (tmp << 3) ^ (tmp >> 4)) & 0xFFFF);
+      t[0][x] = static_cast<uint16_t>(((tmp << 8) ^ (tmp << 3) ^ (tmp >> 4)) & 0xFFFF);
     }
+    for (int k = 1; k < 8; k++)
+      for (int x = 0; x < 256; x++) {
+        uint16_t c = t[k - 1][x];
+        t[k][x] = static_cast<uint16_t>((c >> 8) ^ t[0][c & 0xFF]);
+      }
   }
 };
 constexpr CrcTable kCrc;
@@ -30,11 +41,19 @@ inline uint32_t MsgId(const uint8_t* p, bool v2) {
 }  // namespace
 
 uint16_t CrcCalculate(const uint8_t* data, size_t len, uint16_t crc) {
-  for (size_t i = 0; i < len; i++) crc = static_cast<uint16_t>((crc >> 8) ^ kCrc.t[(crc ^ data[i]) & 0xFF]);
+  const auto& t = kCrc.t;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    const uint8_t* p = data + i;
+    const uint32_t v = crc ^ (p[0] | (p[1] << 8));
+    crc = static_cast<uint16_t>(t[7][v & 0xFF] ^ t[6][v >> 8] ^ t[5][p[2]] ^ t[4][p[3]] ^ t[3][p[4]] ^ t[2][p[5]] ^
+                                t[1][p[6]] ^ t[0][p[7]]);
+  }
+  for (; i < len; i++) crc = static_cast<uint16_t>((crc >> 8) ^ t[0][(crc ^ data[i]) & 0xFF]);
   return crc;
 }
 
-uint16_t CrcAccumulate(uint8_t b, uint16_t crc) { return static_cast<uint16_t>((crc >> 8) ^ kCrc.t[(crc ^ b) & 0xFF]); }
+uint16_t CrcAccumulate(uint8_t b, uint16_t crc) { return static_cast<uint16_t>((crc >> 8) ^ kCrc.t[0][(crc ^ b) & 0xFF]); }
 
 bool CrcExtraConsistent(uint16_t crc, uint16_t received) {
   const uint32_t t = (received ^ (crc >> 8)) & 0xFFFF;
