@@ -5,7 +5,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createTcpLink, createUdpLink, type StreamLink, type UdpLink } from '../lib/index.js'
-import { DIALECT, MavlinkLink, MavlinkParser, mavlinkFraming, REJECT_REASONS } from '../lib/mavlink/index.js'
+import { DIALECT, Heartbeat, MavlinkEncoder, MavlinkLink, MavlinkParser, mavlinkFraming, REJECT_REASONS } from '../lib/mavlink/index.js'
 import type { MavlinkLinkStats, ParserStats } from '../lib/mavlink/index.js'
 import { dialectTables } from '../lib/mavlink/native.js'
 import { StreamGen, concat, hex, type Kind } from './mavlink-stream-gen.js'
@@ -90,6 +90,29 @@ describe('native MAVLink parser', { timeout: 120_000 }, () => {
       if (unknownIds === 'drop') expect(mav.stats.rejected.unknown_dropped).toBe(js.stats.unknownId)
     })
   }
+
+  it('UDP: a 64 KiB datagram packed with minimal frames comes through whole, in one batch call', async () => {
+    const rx = createUdpLink({ port: 0, maxDatagramSize: 65535 })
+    const tx = createUdpLink({ port: 0 })
+    const mav = new MavlinkLink(rx)
+    cleanup.push(() => mav.close(), () => tx.close())
+    // HEARTBEAT with an all-zero payload: 1 payload byte on the wire, 13-byte frames
+    const one = new MavlinkParser()
+    const parts: Uint8Array[] = []
+    const enc = new MavlinkEncoder({ sysid: 1, compid: 1 })
+    for (let k = 0; k < 5000; k++) parts.push(enc.encode(Heartbeat, { type: 0, autopilot: 0, base_mode: 0, custom_mode: 0, system_status: 0, mavlink_version: 0 }))
+    const dgram = concat(parts)
+    expect(dgram.length).toBe(65000)
+    let want = 0
+    one.push(dgram, () => want++)
+    expect(want).toBe(5000)
+    let got = 0
+    mav.onFrame(() => got++)
+    tx.send(dgram, rx.address().port, '127.0.0.1')
+    await until(() => mav.stats.bytesIn >= dgram.length, 'the datagram')
+    expect(got).toBe(5000)
+    expect(mav.stats.bytesAccepted).toBe(65000)
+  })
 
   async function tcpPair(link: (port: number) => StreamLink): Promise<{ peer: Socket; link: StreamLink }> {
     let peer: Socket | undefined

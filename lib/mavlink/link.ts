@@ -159,7 +159,8 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
   private unsubscribe: () => void
   // UDP
   private spans = new Uint32Array(64)
-  private readonly out = new Uint32Array(PARSE_OUT_WORDS * 4096)
+  /** Frame records of one parseBatch call: room for a 64 KiB datagram of minimal (12-byte) frames. */
+  private readonly out = new Uint32Array(PARSE_OUT_WORDS * 8192)
   private readonly remote: { address: string; port: number } | undefined
   private peerAddress = ''
   private peerPort = 0
@@ -207,8 +208,8 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       let ok: boolean
       if (t instanceof UdpLink) {
         if (this.remote !== undefined) ok = t.send(bytes, this.remote.port, this.remote.address)
-        else if (this.udpConnected()) ok = t.send(bytes)
         else if (this.peerPort !== 0) ok = t.send(bytes, this.peerPort, this.peerAddress)
+        else if (this.udpConnected()) ok = t.send(bytes)
         else return this.txFailed(new Error('MavlinkLink: no UDP peer known yet (no frame received, no options.remote, link not connected)'))
       } else ok = t.write(bytes)
       this.txFrames++
