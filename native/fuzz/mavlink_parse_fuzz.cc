@@ -67,6 +67,12 @@ void CheckFrame(const Dialect& d, const uint8_t* f, const FrameInfo& fi, const u
       Check(fi.target_system == (m->target_system_ofs < fi.payload_len ? f[hdr + m->target_system_ofs] : 0), "target_system");
     else
       Check(fi.target_system == -1, "no target_system");
+    if (m->target_component_ofs >= 0)
+      Check(fi.target_component == (m->target_component_ofs < fi.payload_len ? f[hdr + m->target_component_ofs] : 0), "target_component");
+    else
+      Check(fi.target_component == -1, "no target_component");
+  } else {
+    Check(fi.target_system == -1 && fi.target_component == -1, "unknown id: no targets");
   }
 }
 
@@ -92,21 +98,25 @@ std::vector<Seen> RunStream(std::shared_ptr<const Dialect> d, ParserOptions o, c
   size_t fed = 0;
   auto drain = [&](bool final) {
     size_t at = 0;
+    // an exactly sized copy of the pending bytes, so ASan sees any overread
+    std::unique_ptr<uint8_t[]> exact(new uint8_t[buf.size()]);
+    if (!buf.empty()) memcpy(exact.get(), buf.data(), buf.size());
+    const size_t total = buf.size();
     for (;;) {
       FrameInfo fi;
-      // a fresh copy of exactly the pending bytes, so ASan sees any overread
-      std::vector<uint8_t> view(buf.begin() + static_cast<long>(at), buf.end());
-      Step s = p.Next(view.data(), view.size(), &fi, final);
+      const uint8_t* view = exact.get() + at;
+      const size_t len = total - at;
+      Step s = p.Next(len ? view : nullptr, len, &fi, final);
       if (s.kind == Step::kNeedMore) {
-        Check(!final || view.empty(), "final never needs more");
-        Check(s.size == 0 || s.size > view.size(), "need-more asks for more than it has");
+        Check(!final || len == 0, "final never needs more");
+        Check(s.size == 0 || s.size > len, "need-more asks for more than it has");
         Check(s.size <= kMaxFrameLength, "need-more within a frame");
         break;
       }
-      Check(s.size >= 1 && s.size <= view.size(), "step consumes what it has");
+      Check(s.size >= 1 && s.size <= len, "step consumes what it has");
       if (s.kind == Step::kFrame) {
         Check(s.size == fi.length, "frame size");
-        CheckFrame(*d, view.data(), fi, view.data(), view.data() + view.size());
+        CheckFrame(*d, view, fi, view, view + len);
         seen.push_back({pos + at, fi.length});
       }
       at += s.size;

@@ -150,8 +150,10 @@ Step Parser::Next(const uint8_t* data, size_t len, FrameInfo* out, bool final) {
   const bool v1 = options_.accept_v1;
   const uint8_t stx = data[0];
   if (!IsStart(stx, v1)) {
+    // a garbage run is one step (capped so that its size fits Step::size)
+    const size_t limit = len < (size_t{1} << 30) ? len : (size_t{1} << 30);
     size_t j = 1;
-    while (j < len && !IsStart(data[j], v1)) j++;
+    while (j < limit && !IsStart(data[j], v1)) j++;
     counters_.bytes_discarded += j;
     s.kind = Step::kDiscard;
     s.size = static_cast<uint32_t>(j);
