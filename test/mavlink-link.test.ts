@@ -120,10 +120,12 @@ describe('MavlinkLink', { timeout: 60_000 }, () => {
     expect(s.bytesAccepted + s.bytesDiscarded).toBe(sent)
   })
 
-  it('drops unknown ids when told to, counted as unknown_dropped', async () => {
+  it("drops unknown ids when told to, counted as unknown_dropped; 'frame' events", async () => {
     const { mav, tx, port } = udpPair({ unknownIds: 'drop' })
     const got: number[] = []
     mav.onFrame((f) => got.push(f.msgid))
+    const events: [number, bigint][] = []
+    mav.on('frame', (f: MavlinkFrame, t: bigint) => events.push([f.msgid, t]))
     const unknown = new Uint8Array(12 + 3)
     unknown.set([0xfd, 3, 0, 0, 0, 1, 1, 0x60, 0xea, 0, 1, 2, 3])
     fixCrc(unknown, 5)
@@ -131,6 +133,8 @@ describe('MavlinkLink', { timeout: 60_000 }, () => {
     tx.send(concat([unknown, good]), port, '127.0.0.1')
     await until(() => mav.stats.bytesIn > 0, 'delivery')
     expect(got).toEqual([0])
+    expect(events.map((e) => e[0])).toEqual([0])
+    expect(typeof events[0][1]).toBe('bigint')
     expect(mav.stats.rejected.unknown_dropped).toBe(1)
     expect(mav.stats.unknownId).toBe(1)
   })
