@@ -785,7 +785,8 @@ struct RouterCore : IoSource {
   void ReadStream(Endpoint& ep) {
     if (ep.rx.size() < kStreamRx) ep.rx.resize(kStreamRx);
     for (unsigned call = 0; call < kRxBudget; call++) {
-      ssize_t r = read(ep.fd.get(), ep.rx.data() + ep.rx_len, ep.rx.size() - ep.rx_len);
+      const size_t want = ep.rx.size() - ep.rx_len;
+    ssize_t r = read(ep.fd.get(), ep.rx.data() + ep.rx_len, want);
       if (r < 0) {
         int err = errno;
         if (err == EINTR) continue;
@@ -812,11 +813,9 @@ struct RouterCore : IoSource {
         memmove(ep.rx.data(), ep.rx.data() + pos, ep.rx_len - pos);
         ep.rx_len -= pos;
       }
-      if (static_cast<size_t>(r) < ep.rx.size()) {
-        // a short read usually means the queue is empty; the level-triggered
-        // set calls again if not
-        if (call > 0) return;
-      }
+      // a short read means the queue is empty (the level-triggered set calls
+      // again if more came meanwhile)
+      if (static_cast<size_t>(r) < want) return;
     }
   }
 
@@ -944,6 +943,11 @@ MavRouter::MavRouter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MavRoute
   core_->id = id_;
   reactor_->SetTarget(id_, this);
   loop_ref_.Ref(reactor_.get());
+  // An open router routes without JavaScript touching it, so nothing else may
+  // hold it: keep the wrapper alive until close() (a dropped router must not
+  // stop routing when the garbage collector runs).
+  Napi::ObjectWrap<MavRouter>::Ref();
+  self_ref_ = true;
 }
 
 MavRouter::~MavRouter() { DoClose(); }
@@ -1143,7 +1147,7 @@ Napi::Value MavRouter::Stats(const Napi::CallbackInfo& info) {
     o.Set("connects", Napi::Number::New(env, static_cast<double>(s.connects)));
     o.Set("disconnects", Napi::Number::New(env, static_cast<double>(s.disconnects)));
     o.Set("errors", Napi::Number::New(env, static_cast<double>(s.errors)));
-    o.Set("lastErrno", Napi::Number::New(env, -s.last_error));
+    o.Set("lastErrno", Napi::Number::New(env, s.last_error ? -s.last_error : 0));
     o.Set("peers", Napi::Number::New(env, static_cast<double>(ep.peers.size())));
     o.Set("queuedBytes", Napi::Number::New(env, static_cast<double>(ep.tx.size() - ep.tx_off)));
     o.Set("parser", ParserStats(env, ep.parser->counters(), ep.parser_done, ep.parser->pending()));
@@ -1185,6 +1189,10 @@ Napi::Value MavRouter::Unref(const Napi::CallbackInfo& info) {
 
 Napi::Value MavRouter::Close(const Napi::CallbackInfo& info) {
   DoClose();
+  if (self_ref_) {
+    self_ref_ = false;
+    Napi::ObjectWrap<MavRouter>::Unref();
+  }
   return info.Env().Undefined();
 }
 

@@ -64,6 +64,7 @@ class MavRouter : public Napi::ObjectWrap<MavRouter>, public JsTarget {
   LoopRef loop_ref_;
   bool closed_ = false;
   bool in_callback_ = false;
+  bool self_ref_ = false;  // the wrapper holds itself while open
   Napi::FunctionReference on_frames_;
   Napi::FunctionReference on_events_;
 };
