@@ -5,7 +5,7 @@
  * packaged for Debian 12 (`apt-cache policy mavlink-router`: none), so it is
  * not the baseline.
  *
- *   node dist/bench/mavlink-router.js [--runs 3] [--seconds 2] [--only udp,pty] [--lat-rate 20000]
+ *   node dist/bench/mavlink-router.js [--runs 3] [--seconds 2] [--only udp,pty] [--lat-rate 20000] [--busy-poll 0]
  *
  * Prints one JSON object per line: { name, value, unit, baseline, baselineName, ratio, runs }
  * (`ratio` = onbus ÷ baseline; for throughput higher is better, for latency lower).
@@ -23,6 +23,9 @@
  *   receipt minus the stamp; p50/p99 over the run (sender → router → sink).
  * - PTY in → UDP out: the sender writes into a PTY master the router's UART
  *   endpoint reads (the naive router reads the PTY with fs streams).
+ * - Latency is also taken with the router busy-polling `--busy-poll` µs
+ *   (default 0: skipped; on 2 cores the spinning thread competes with the
+ *   sender and sink), against the same naive baseline.
  * - Runs are interleaved (onbus, naive, onbus, …); medians are quoted.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
@@ -47,13 +50,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 // ------------------------------------------------------------------ child: a router
 
-async function childRouter(kind: 'onbus' | 'naive', input: 'udp' | 'pty', outPort: number, ptyPath: string): Promise<void> {
+async function childRouter(kind: 'onbus' | 'naive', input: 'udp' | 'pty', outPort: number, ptyPath: string, busyPollUs: number): Promise<void> {
   const ready = (port: number): void => {
     process.stdout.write(JSON.stringify({ ready: true, port }) + '\n')
   }
   if (kind === 'onbus') {
     const { createMavlinkRouter } = await import('../lib/mavlink/index.js')
     const r = await createMavlinkRouter({
+      busyPollUs,
       endpoints: [
         input === 'udp' ? { kind: 'udp-server', name: 'in', port: 0 } : { kind: 'uart', name: 'in', path: ptyPath },
         { kind: 'udp-client', name: 'out', address: '127.0.0.1', port: outPort },
@@ -158,7 +162,7 @@ interface RunResult {
   p99: number
 }
 
-async function runOnce(kind: 'onbus' | 'naive', input: 'udp' | 'pty', seconds: number, rate: number): Promise<RunResult> {
+async function runOnce(kind: 'onbus' | 'naive', input: 'udp' | 'pty', seconds: number, rate: number, busyPollUs = 0): Promise<RunResult> {
   const bin = probe()
   const sinkPort = await freePort()
   const sink = spawn(bin, ['sink', '--port', String(sinkPort), '--seconds', String(seconds + 2)], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -172,7 +176,7 @@ async function runOnce(kind: 'onbus' | 'naive', input: 'udp' | 'pty', seconds: n
     senderOut = jsonLines(sender)
     ptyPath = (await senderOut.next()).pty as string
   }
-  const router = spawn(process.execPath, [self, '--child', kind, '--input', input, '--out-port', String(sinkPort), '--pty', ptyPath], {
+  const router = spawn(process.execPath, [self, '--child', kind, '--input', input, '--out-port', String(sinkPort), '--pty', ptyPath, '--busy-poll', String(busyPollUs)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
   const ready = await jsonLines(router).next()
@@ -207,6 +211,7 @@ async function main(): Promise<void> {
   const seconds = Number(arg('seconds', '2'))
   const latRate = Number(arg('lat-rate', '20000'))
   const only = new Set(arg('only', 'udp,pty').split(','))
+  const busyPoll = Number(arg('busy-poll', '0'))
   const rows: Row[] = []
   const emitRow = (name: string, unit: string, a: number[], b: number[], extra: Partial<Row> = {}): void => {
     const row: Row = { name, value: median(a), unit, baseline: median(b), baselineName: 'node-dgram-js-router', ratio: median(a) / median(b), runs: a, baselineRuns: b, ...extra }
@@ -219,6 +224,7 @@ async function main(): Promise<void> {
     const loss = { onbus: [] as number[], naive: [] as number[] }
     const p50 = { onbus: [] as number[], naive: [] as number[] }
     const p99 = { onbus: [] as number[], naive: [] as number[] }
+    const spin = { p50: [] as number[], p99: [] as number[] }
     for (let i = 0; i < runs; i++) {
       for (const kind of ['onbus', 'naive'] as const) {
         const t = await runOnce(kind, input, seconds, 0)
@@ -232,16 +238,27 @@ async function main(): Promise<void> {
         log(`${input} ${kind} ${latRate}/s: p50 ${l.p50} us p99 ${l.p99} us (received ${l.received}/${l.sent})`)
         await sleep(200)
       }
+      if (busyPoll > 0) {
+        const l = await runOnce('onbus', input, seconds, latRate, busyPoll)
+        spin.p50.push(l.p50)
+        spin.p99.push(l.p99)
+        log(`${input} onbus busy-poll ${busyPoll} us, ${latRate}/s: p50 ${l.p50} us p99 ${l.p99} us (received ${l.received}/${l.sent})`)
+        await sleep(200)
+      }
     }
     const tag = input === 'udp' ? 'udp->udp' : 'pty->udp'
     emitRow(`mavlink.router.${tag}.throughput`, 'frames/s', tp.onbus, tp.naive, { loss: median(loss.onbus) })
     emitRow(`mavlink.router.${tag}.p50@${latRate}`, 'us', p50.onbus, p50.naive)
     emitRow(`mavlink.router.${tag}.p99@${latRate}`, 'us', p99.onbus, p99.naive)
+    if (busyPoll > 0) {
+      emitRow(`mavlink.router.${tag}.busypoll.p50@${latRate}`, 'us', spin.p50, p50.naive)
+      emitRow(`mavlink.router.${tag}.busypoll.p99@${latRate}`, 'us', spin.p99, p99.naive)
+    }
   }
 }
 
 if (argv.includes('--child')) {
-  void childRouter(arg('child', 'onbus') as 'onbus' | 'naive', arg('input', 'udp') as 'udp' | 'pty', Number(arg('out-port', '0')), arg('pty', ''))
+  void childRouter(arg('child', 'onbus') as 'onbus' | 'naive', arg('input', 'udp') as 'udp' | 'pty', Number(arg('out-port', '0')), arg('pty', ''), Number(arg('busy-poll', '0')))
 } else {
   await main()
 }

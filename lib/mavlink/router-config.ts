@@ -98,6 +98,12 @@ export interface MavlinkRouterConfig {
   /** Message set whose CRC_EXTRA and target fields the router checks (default 'common'; 'ardupilotmega' includes common). Ids outside it are forwarded as broadcasts. */
   dialect?: 'common' | 'ardupilotmega'
   endpoints: MavlinkRouterEndpointConfig[]
+  /**
+   * Busy-poll: the reactor thread spins this many microseconds in
+   * epoll_wait(0) before sleeping (default 0). Trades a core for lower,
+   * steadier latency; the largest request of any link or router wins.
+   */
+  busyPollUs?: number
 }
 
 const idList = { type: 'array', items: { type: 'integer', minimum: 0, maximum: 16777215 }, uniqueItems: true }
@@ -146,6 +152,7 @@ export const mavlinkRouterConfigSchema = {
   required: ['endpoints'],
   properties: {
     dialect: { enum: ['common', 'ardupilotmega'] },
+    busyPollUs: { type: 'integer', minimum: 0, maximum: 1000000 },
     endpoints: {
       type: 'array',
       items: {

@@ -38,6 +38,7 @@ interface NativeMavRouter {
   send(bytes: Uint8Array): number
   stats(): { endpoints: NativeEndpointStats[]; eventsDropped?: number }
   routes(): [number, number, number][]
+  setBusyPoll(us: number): void
   ref(): void
   unref(): void
   close(): void
@@ -411,6 +412,13 @@ export class MavlinkRouter extends EventEmitter {
     return this.#native.routes().map(([i, sysid, compid]) => ({ endpoint: this.#names.get(i) ?? `#${i}`, sysid, compid }))
   }
 
+  /** Busy-poll the reactor thread this many microseconds before it sleeps (0 = off). */
+  setBusyPoll(us: number): this {
+    if (!Number.isInteger(us) || us < 0 || us > 1_000_000) throw invalidArgValue('us', us, 'must be an integer from 0 to 1000000')
+    if (!this.#closed) this.#native.setBusyPoll(us)
+    return this
+  }
+
   /** Keeps the event loop alive while the router runs (the default). */
   ref(): this {
     this.#native.ref()
@@ -454,6 +462,7 @@ export async function createMavlinkRouter(config: MavlinkRouterConfig): Promise<
   const dialect =
     c.dialect === 'ardupilotmega' ? (await import('./generated/ardupilotmega.js')).DIALECT : (await import('./generated/common.js')).DIALECT
   const router = new MavlinkRouter(dialect)
+  if (c.busyPollUs) router.setBusyPoll(c.busyPollUs)
   try {
     for (const e of c.endpoints) await router.addEndpoint(e)
   } catch (err) {

@@ -875,6 +875,7 @@ Napi::Function MavRouter::Init(Napi::Env env) {
                          InstanceMethod<&MavRouter::Send>("send"),
                          InstanceMethod<&MavRouter::Stats>("stats"),
                          InstanceMethod<&MavRouter::Routes>("routes"),
+                         InstanceMethod<&MavRouter::SetBusyPoll>("setBusyPoll"),
                          InstanceMethod<&MavRouter::Ref>("ref"),
                          InstanceMethod<&MavRouter::Unref>("unref"),
                          InstanceMethod<&MavRouter::Close>("close"),
@@ -1175,6 +1176,12 @@ Napi::Value MavRouter::Routes(const Napi::CallbackInfo& info) {
     }
   }
   return list;
+}
+
+// setBusyPoll(us): the reactor spins this long before sleeping (0 = off).
+Napi::Value MavRouter::SetBusyPoll(const Napi::CallbackInfo& info) {
+  if (!closed_ && reactor_ && id_ != 0) reactor_->RequestSpin(id_, info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
 }
 
 Napi::Value MavRouter::Ref(const Napi::CallbackInfo& info) {
