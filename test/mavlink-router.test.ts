@@ -213,6 +213,36 @@ describe('MAVLink router: UDP', () => {
     expect(fc.count((g) => g.msgid === 76)).toBe(0)
   })
 
+  it('routes between the peers of one UDP server like separate endpoints', async () => {
+    const fc = await peer(1, 1)
+    const router = await createMavlinkRouter({
+      endpoints: [
+        { kind: 'udp-client', name: 'fc', address: '127.0.0.1', port: fc.port },
+        { kind: 'udp-server', name: 'gcs', port: 0 },
+      ],
+    })
+    routers.push(router)
+    fc.target = { address: '127.0.0.1', port: router.address('fc').port }
+    const a = await peer(255, 190, router.address('gcs').port)
+    const b = await peer(254, 190, router.address('gcs').port)
+    a.heartbeat()
+    await until(() => router.endpointStats('gcs')!.peers === 1, 8000, 'a heard')
+    b.heartbeat()
+    await a.waitFor((g) => g.sysid === 254) // peer to peer on one server
+    a.heartbeat()
+    await b.waitFor((g) => g.sysid === 255)
+    await fc.waitCount((g) => g.msgid === 0, 3)
+    fc.command(255, 190)
+    await a.waitFor((g) => g.msgid === 76)
+    b.command(255, 0, 401)
+    await a.waitCount((g) => g.msgid === 76, 2)
+    await sleep(100)
+    expect(b.count((g) => g.msgid === 76)).toBe(0)
+    expect(a.count((g) => g.sysid === 255)).toBe(0) // never its own traffic
+    expect(b.count((g) => g.sysid === 254)).toBe(0)
+    expect(fc.count((g) => g.msgid === 76)).toBe(0)
+  })
+
   it('validates its configuration with Node-shaped errors', async () => {
     expect(() => validateMavlinkRouterConfig({ endpoints: [{ kind: 'udp-server' }] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     expect(() => validateMavlinkRouterConfig({ endpoints: [{ kind: 'udp-server', port: 1, name: 'a' }, { kind: 'tcp-server', port: 2, name: 'a' }] })).toThrow(/two endpoints named 'a'/)

@@ -105,11 +105,18 @@ struct EpStats {
   }
 };
 
+// A UDP server's peer. Each peer learns its own (sysid, compid) pairs, so a
+// server with several peers routes between them like separate endpoints
+// (never back to the peer a frame came from, targeted frames to the peer
+// that has the target).
 struct Peer {
   sockaddr_storage addr;
   socklen_t len;
   int64_t last_ns;
+  std::bitset<256> sys_seen;
+  std::unique_ptr<std::bitset<65536>> comp_seen = std::make_unique<std::bitset<65536>>();
 };
+static_assert(kMaxPeers <= 16, "peer masks are 16 bits");
 
 struct Endpoint {
   Kind kind = kLocal;
@@ -131,8 +138,10 @@ struct Endpoint {
   size_t rx_len = 0;
   std::vector<uint8_t> tx;
   size_t tx_off = 0;
-  // UDP: frames routed here during the current batch (views into receive buffers)
+  // UDP: frames routed here during the current batch (views into receive
+  // buffers), and for a server the peers each goes to (bit per peer)
   std::vector<iovec> pending;
+  std::vector<uint16_t> pending_peers;
   bool dirty = false;
   // addresses: bound (servers), remote (clients)
   sockaddr_storage addr{};
@@ -277,22 +286,41 @@ struct RouterCore : IoSource {
 
   // ---- routing -----------------------------------------------------------
 
-  void Learn(Endpoint& src, uint8_t sysid, uint8_t compid) {
+  void Learn(Endpoint& src, int src_peer, uint8_t sysid, uint8_t compid) {
     uint32_t key = (static_cast<uint32_t>(sysid) << 8) | compid;
+    if (src_peer >= 0) {
+      Peer& p = src.peers[static_cast<size_t>(src_peer)];
+      p.sys_seen[sysid] = true;
+      (*p.comp_seen)[key] = true;
+    }
     if (src.comp_seen[key]) return;
     src.comp_seen[key] = true;
     src.sys_seen[sysid] = true;
     PushEvent(kEvLearned, src, sysid, compid);
   }
 
-  void Route(Endpoint& src, const uint8_t* frame, const FrameInfo& f, int64_t rx_ns) {
+  // Which peers of UDP server `ep` get the frame (never `skip`, the peer it came from).
+  uint16_t PeerMask(const Endpoint& ep, int skip, bool bcast, int ts, uint32_t tkey, bool comp_known, uint32_t src_key, bool* any) {
+    uint16_t mask = 0;
+    for (size_t i = 0; i < ep.peers.size(); i++) {
+      if (static_cast<int>(i) == skip) continue;
+      const Peer& p = ep.peers[i];
+      if (!bcast && (!p.sys_seen[ts] || (comp_known && !(*p.comp_seen)[tkey]))) continue;
+      *any = true;
+      if ((*p.comp_seen)[src_key]) continue;  // its own traffic
+      mask |= static_cast<uint16_t>(1u << i);
+    }
+    return mask;
+  }
+
+  void Route(Endpoint& src, const uint8_t* frame, const FrameInfo& f, int64_t rx_ns, int src_peer = -1) {
     src.st.frames_in++;
     src.st.bytes_in += f.length;
     if (!src.in.Pass(f)) {
       src.st.drops[kDropFilterIn]++;
       return;
     }
-    Learn(src, f.sysid, f.compid);
+    Learn(src, src_peer, f.sysid, f.compid);
     const int ts = f.known ? f.target_system : -1;
     const int tc = f.known ? f.target_component : -1;
     const bool bcast = ts <= 0;
@@ -306,11 +334,30 @@ struct RouterCore : IoSource {
           comp_known = true;
           break;
         }
+      for (size_t i = 0; !comp_known && src_peer >= 0 && i < src.peers.size(); i++)
+        comp_known = static_cast<int>(i) != src_peer && (*src.peers[i].comp_seen)[tkey];
     }
     bool routed = false;
     for (auto& e : eps) {
-      if (!e || e.get() == &src || e->kind == kTcpServer) continue;
+      if (!e || e->kind == kTcpServer) continue;
       Endpoint& ep = *e;
+      if (ep.kind == kUdpServer) {
+        // routed per peer; the source server's other peers are destinations too
+        if (&ep == &src && src_peer < 0) continue;
+        if (ep.peers.empty()) {
+          if (bcast) ep.st.drops[kDropDown]++;  // nobody heard yet
+          continue;
+        }
+        uint16_t mask = PeerMask(ep, &ep == &src ? src_peer : -1, bcast, ts, tkey, comp_known, src_key, &routed);
+        if (mask == 0) continue;
+        if (!ep.out.Pass(f)) {
+          ep.st.drops[kDropFilterOut]++;
+          continue;
+        }
+        Enqueue(ep, frame, f.length, mask);
+        continue;
+      }
+      if (&ep == &src) continue;
       if (ep.kind == kLocal && !local_on) continue;
       if (!bcast) {
         if (!ep.sys_seen[ts]) continue;
@@ -345,13 +392,14 @@ struct RouterCore : IoSource {
     ScheduleWake();
   }
 
-  void Enqueue(Endpoint& ep, const uint8_t* frame, uint32_t len) {
-    if (!ep.up || (ep.kind == kUdpServer && ep.peers.empty())) {
+  void Enqueue(Endpoint& ep, const uint8_t* frame, uint32_t len, uint16_t peers = 0) {
+    if (!ep.up) {
       ep.st.drops[kDropDown]++;
       return;
     }
     if (ep.kind == kUdpServer || ep.kind == kUdpClient) {
       ep.pending.push_back({const_cast<uint8_t*>(frame), len});
+      if (ep.kind == kUdpServer) ep.pending_peers.push_back(peers);
     } else {
       if (ep.tx.size() - ep.tx_off + len > kStreamTxCap) {
         ep.st.drops[kDropOverflow]++;
@@ -385,12 +433,12 @@ struct RouterCore : IoSource {
   void SendUdp(Endpoint& ep) {
     const size_t nframes = ep.pending.size();
     const size_t npeers = ep.kind == kUdpServer ? ep.peers.size() : 1;
-    const size_t n = nframes * npeers;
-    if (tx_msgs.size() < n) tx_msgs.resize(n);
+    if (tx_msgs.size() < nframes * npeers) tx_msgs.resize(nframes * npeers);
     size_t m = 0;
-    for (size_t p = 0; p < npeers; p++) {
-      for (size_t j = 0; j < nframes; j++, m++) {
-        msghdr& h = tx_msgs[m].msg_hdr;
+    for (size_t j = 0; j < nframes; j++) {
+      for (size_t p = 0; p < npeers; p++) {
+        if (ep.kind == kUdpServer && !(ep.pending_peers[j] & (1u << p))) continue;
+        msghdr& h = tx_msgs[m++].msg_hdr;
         h = msghdr{};
         h.msg_iov = &ep.pending[j];
         h.msg_iovlen = 1;
@@ -400,6 +448,7 @@ struct RouterCore : IoSource {
         }
       }
     }
+    const size_t n = m;
     size_t i = 0;
     while (i < n) {
       unsigned vlen = static_cast<unsigned>(std::min<size_t>(n - i, 1024));
@@ -424,6 +473,7 @@ struct RouterCore : IoSource {
       i += static_cast<size_t>(r);
     }
     ep.pending.clear();
+    ep.pending_peers.clear();
   }
 
   void WriteStream(Endpoint& ep) {
@@ -459,6 +509,15 @@ struct RouterCore : IoSource {
   void ForgetRoutes(Endpoint& ep) {
     ep.sys_seen.reset();
     ep.comp_seen.reset();
+  }
+
+  // The endpoint-level sets of a UDP server are the union of its peers'.
+  void RebuildServerRoutes(Endpoint& ep) {
+    ForgetRoutes(ep);
+    for (const Peer& p : ep.peers) {
+      ep.sys_seen |= p.sys_seen;
+      ep.comp_seen |= *p.comp_seen;
+    }
   }
 
   void ResetParser(Endpoint& ep) {
@@ -750,36 +809,42 @@ struct RouterCore : IoSource {
           }
         }
         if (rx_ns == 0) rx_ns = now ? now : (now = RealNs());
-        if (ep.kind == kUdpServer) NotePeer(ep, names[i], h.msg_namelen, rx_ns);
+        int peer = ep.kind == kUdpServer ? NotePeer(ep, names[i], h.msg_namelen, rx_ns) : -1;
         const uint8_t* data = static_cast<const uint8_t*>(iov[i].iov_base);
         ep.parser->ParseDatagram(data, std::min<size_t>(msgs[i].msg_len, kSlotSize),
-                                 [&](const uint8_t* fr, const FrameInfo& fi) { Route(ep, fr, fi, rx_ns); });
+                                 [&](const uint8_t* fr, const FrameInfo& fi) { Route(ep, fr, fi, rx_ns, peer); });
       }
       Flush();
       if (static_cast<unsigned>(n) < kRxBatch) return;
     }
   }
 
-  void NotePeer(Endpoint& ep, const sockaddr_storage& a, socklen_t len, int64_t now) {
-    for (Peer& p : ep.peers) {
+  // Returns the peer's index in ep.peers.
+  int NotePeer(Endpoint& ep, const sockaddr_storage& a, socklen_t len, int64_t now) {
+    for (size_t i = 0; i < ep.peers.size(); i++) {
+      Peer& p = ep.peers[i];
       if (p.len == len && memcmp(&p.addr, &a, len) == 0) {
         p.last_ns = now;
-        return;
+        return static_cast<int>(i);
       }
     }
     if (ep.peers.size() >= kMaxPeers) {
+      // pending peer masks index ep.peers: send them before the indices change
+      Flush();
       auto oldest = std::min_element(ep.peers.begin(), ep.peers.end(),
                                      [](const Peer& x, const Peer& y) { return x.last_ns < y.last_ns; });
       ep.peers.erase(oldest);
+      RebuildServerRoutes(ep);
     }
     Peer p;
     memset(&p.addr, 0, sizeof(p.addr));
     memcpy(&p.addr, &a, len);
     p.len = len;
     p.last_ns = now;
-    ep.peers.push_back(p);
+    ep.peers.push_back(std::move(p));
     ep.st.connects++;
     PushEvent(kEvConnect, ep, 0, 0);
+    return static_cast<int>(ep.peers.size() - 1);
   }
 
   void ReadStream(Endpoint& ep) {
