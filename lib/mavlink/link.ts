@@ -5,8 +5,11 @@
  * (TCP, Unix) or a serial link. Frames are found and CRC-checked natively
  * (native/mavlink/parse.h): on stream and serial links by a framer on the
  * I/O thread, so JavaScript gets one record per valid frame; on UDP by one
- * native call per received batch. JavaScript then checks signatures (when the
- * link has a {@link MavlinkSigning}) and hands each frame to the listeners as
+ * native call per received batch. When the link has a {@link MavlinkSigning},
+ * the native side also checks each signed frame's SHA-256 signature with a
+ * copy of the key; JavaScript applies the timestamp and replay rules (and
+ * checks the signature itself when the key changed after the native check),
+ * then hands each frame to the listeners as
  * one reused {@link MavlinkFrame} (decoded only when `frame.message` /
  * `frame.as()` is read) with its receive time: the kernel's stamp on UDP and
  * TCP, the I/O thread's wake-up time on a tty.
@@ -35,7 +38,22 @@ import { HEADER_V1, HEADER_V2, IFLAG_SIGNED, MavlinkFrame, STX_V2 } from './fram
 import { REJECT_REASONS, type RejectReason } from './parser.js'
 import type { MavlinkFrameListener, MavlinkPort } from './port.js'
 import { readTimestamp, type MavlinkSigning } from './signing.js'
-import { NATIVE_COUNTERS, PARSE_DONE_SHIFT, PARSE_OUT_WORDS, nativeParser, type NativeMavlinkParser } from './native.js'
+import {
+  NATIVE_COUNTERS,
+  PARSE_DONE_SHIFT,
+  PARSE_OUT_WORDS,
+  REC_SIG_CHECKED,
+  REC_SIG_GOOD,
+  TAG_SIG_GOOD,
+  nativeParser,
+  tagSigGeneration,
+  type NativeMavlinkParser,
+} from './native.js'
+
+/** Signature status of a frame record: not checked natively, checked and good, checked and bad. */
+const SIG_UNCHECKED = 0
+const SIG_GOOD = 1
+const SIG_BAD = 2
 
 const NATIVE = Symbol('onbus.mavlink.native')
 
@@ -157,6 +175,10 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
   private txErrors = 0
   private closed = false
   private unsubscribe: () => void
+  /** `signing.keyGeneration` of the key last handed to the native parser (0: none). */
+  private keyGen = 0
+  /** Generation the native parser gave that key (framer tags carry it, mod 127). */
+  private nativeKeyGen = 0
   // UDP
   private spans = new Uint32Array(64)
   /** Frame records of one parseBatch call: room for a 64 KiB datagram of minimal (12-byte) frames. */
@@ -185,6 +207,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       this.parser = n.parser
       this.unsubscribe = transport.onBatch((b) => this.onStreamBatch(b))
     } else throw invalidArgType('transport', 'a UdpLink, StreamLink or SerialLink', transport)
+    this.syncKey()
     transport.once('close', () => this.markClosed())
   }
 
@@ -281,6 +304,18 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
     }
   }
 
+  /**
+   * Hands the signing key to the native parser when it changed (setKey,
+   * applySetup). Frames checked natively with an older key are checked again
+   * in JavaScript (see deliver), so the key current at delivery counts.
+   */
+  private syncKey(): void {
+    const s = this.signing
+    if (s === undefined || s.keyGeneration === this.keyGen) return
+    this.nativeKeyGen = this.parser.setSigningKey(s.enabled ? s.keyBytes() : null)
+    this.keyGen = s.keyGeneration
+  }
+
   private onUdpBatch(b: UdpBatch): void {
     const n = b.length
     if (this.spans.length < n * 2) this.spans = new Uint32Array(Math.max(n * 2, this.spans.length * 2))
@@ -296,6 +331,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
     let lastDgram = -1
     let rx = 0n
     while (first < n && !this.closed) {
+      this.syncKey()
       const r = this.parser.parseBatch(data, spans, first, n - first, out)
       const frames = r % PARSE_DONE_SHIFT
       const done = (r - frames) / PARSE_DONE_SHIFT
@@ -306,7 +342,9 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
           lastDgram = d
           rx = b.hasRxTime(d) ? (b.rxTime(d) as bigint) : native.clockNs(0)
         }
-        if (this.deliver(data, out[w + 1], out[w + 2], out[w + 3], rx) && trackPeer) {
+        const flags = out[w + 5] >>> 24
+        const sig = (flags & REC_SIG_CHECKED) === 0 ? SIG_UNCHECKED : (flags & REC_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+        if (this.deliver(data, out[w + 1], out[w + 2], out[w + 3], rx, sig) && trackPeer) {
           this.peerPort = b.port(d)
           this.peerAddress = b.address(d)
         }
@@ -316,7 +354,11 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
   }
 
   private onStreamBatch(b: StreamBatch): void {
+    this.syncKey()
     const data = b.data
+    // framer tags: msgid | signature status << 24, the status naming the key
+    // generation that checked it (tagSigGeneration)
+    const gen7 = this.nativeKeyGen === 0 ? -1 : tagSigGeneration(this.nativeKeyGen)
     let sec = -1
     let nsec = -1
     let rx = 0n
@@ -328,12 +370,19 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
         nsec = ns
         rx = b.rxTime(i)
       }
-      this.deliver(data, b.offset(i), b.len(i), b.tag(i), rx)
+      const tag = b.tag(i)
+      const st = tag >>> 24
+      const sig = st === 0 || (st & 0x7f) !== gen7 ? SIG_UNCHECKED : (st & TAG_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+      this.deliver(data, b.offset(i), b.len(i), tag & 0xffffff, rx, sig)
     }
   }
 
-  /** Signing checks, then the listeners. Returns whether the frame was delivered. */
-  private deliver(data: Uint8Array, off: number, len: number, msgid: number, rx: bigint): boolean {
+  /**
+   * Signing checks, then the listeners. Returns whether the frame was
+   * delivered. `sig`: the native signature check's result for a signed frame,
+   * trusted only while the key it used is still the signing's current one.
+   */
+  private deliver(data: Uint8Array, off: number, len: number, msgid: number, rx: bigint, sig: number): boolean {
     const v2 = data[off] === STX_V2
     const f = this.frame
     const hdr = v2 ? HEADER_V2 : HEADER_V1
@@ -348,7 +397,12 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       f.linkId = data[sigOff]
       f.timestamp = readTimestamp(data, sigOff + 1)
       if (signing !== undefined && signing.enabled) {
-        const why = signing.verify(data, off, sigOff, sysid, compid)
+        const why =
+          sig !== SIG_UNCHECKED && signing.keyGeneration === this.keyGen
+            ? sig === SIG_GOOD
+              ? signing.acceptTimestamp(data, sigOff, sysid, compid)
+              : 'bad_signature'
+            : signing.verify(data, off, sigOff, sysid, compid)
         if (why !== null) return this.refuse(why, len)
         f.verified = true
         this.signedCount++

@@ -24,10 +24,20 @@ export interface NativeMavlinkParser {
   parseBatch(ring: Uint8Array, spans: Uint32Array, first: number, count: number, out: Uint32Array): number
   /** Counters, in {@link NATIVE_COUNTERS} order. */
   stats(out: Float64Array): void
+  /**
+   * Sets (or clears, with null) the MAVLink 2 signing key: signed frames are
+   * then checked natively (parseBatch record flags {@link REC_SIG_CHECKED} /
+   * {@link REC_SIG_GOOD}; framer tag bits 24-31, see {@link tagSigStatus}).
+   * Returns the key's generation (1, 2, ...; one per call).
+   */
+  setSigningKey(key: Uint8Array | null): number
 }
 
 interface NativeMavlinkAddon {
-  MavlinkDialect: new (ids: Uint32Array, lens: Uint8Array, targets: Int16Array) => NativeMavlinkDialect
+  MavlinkDialect: {
+    new (ids: Uint32Array, lens: Uint8Array, targets: Int16Array): NativeMavlinkDialect
+    sha256(data: Uint8Array, impl: number): Uint8Array | undefined
+  }
   MavlinkParser: new (dialect: NativeMavlinkDialect, forwardUnknown: boolean, acceptV1: boolean) => NativeMavlinkParser
 }
 
@@ -35,6 +45,32 @@ const addon = native as unknown as NativeMavlinkAddon
 
 /** Words per frame record written by `parseBatch`. */
 export const PARSE_OUT_WORDS = 6
+/** Flag bits of a parseBatch record's word 5, bits 24-31: signature checked with the key set now. */
+export const REC_SIG_CHECKED = 4
+/** ... and it matched. */
+export const REC_SIG_GOOD = 8
+/** Bit of a framer tag's status byte (tag >>> 24): the signature matched. */
+export const TAG_SIG_GOOD = 0x80
+
+/**
+ * The status byte a framer puts in tag bits 24-31 for a frame it checked with
+ * key generation `gen` (a signature not checked: 0): bits 0-6 the generation
+ * ((gen - 1) % 127 + 1), bit 7 {@link TAG_SIG_GOOD}.
+ */
+export function tagSigGeneration(gen: number): number {
+  return ((gen - 1) % 127) + 1
+}
+
+/**
+ * SHA-256 by the native implementation (native/util/sha256.h): `impl` 0 the
+ * one the addon uses, 1 the portable one, 2 the SHA-NI one (undefined when
+ * the CPU lacks it). Test hook.
+ * @internal
+ */
+export function nativeSha256(data: Uint8Array, impl = 0): Uint8Array | undefined {
+  return addon.MavlinkDialect.sha256(data, impl)
+}
+
 /** Frames + datagrams packing of `parseBatch`'s result. */
 export const PARSE_DONE_SHIFT = 2 ** 21
 

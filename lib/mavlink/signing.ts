@@ -134,6 +134,10 @@ export class SigningClock {
   }
 }
 
+// Key generations, unique across all MavlinkSigning objects (a native parser
+// reports which key checked a frame, see lib/mavlink/link.ts).
+let keyGenerations = 0
+
 /** Why a frame was refused; the parser counts each under its own name. */
 export type SigningRejectReason = 'unsigned' | 'bad_signature' | 'replay' | 'stale_timestamp' | 'future_timestamp' | 'stream_limit'
 
@@ -186,6 +190,12 @@ function checkKey(key: unknown): Uint8Array {
 export class MavlinkSigning {
   /** Outgoing link id. */
   linkId: number
+  /**
+   * @internal Changes (to a value no key had before, in any MavlinkSigning)
+   * whenever the key changes: a native verifier holding a copy of the key
+   * knows when to refresh it.
+   */
+  keyGeneration = 0
   readonly requireSigned: boolean
   readonly clock: SigningClock
   private key: Uint8Array
@@ -201,6 +211,7 @@ export class MavlinkSigning {
     this.key = checkKey(options.key)
     this.on = this.key.some((b) => b !== 0)
     this.scratch.set(this.key, 0)
+    this.keyGeneration = ++keyGenerations
     const linkId = options.linkId ?? 0
     if (!Number.isInteger(linkId) || linkId < 0 || linkId > 255) throw outOfRange('options.linkId', 'an integer from 0 to 255', linkId)
     this.linkId = linkId
@@ -228,6 +239,12 @@ export class MavlinkSigning {
     this.key = checkKey(key)
     this.on = this.key.some((b) => b !== 0)
     this.scratch.set(this.key, 0)
+    this.keyGeneration = ++keyGenerations
+  }
+
+  /** @internal The current key (not a copy: do not modify). */
+  keyBytes(): Uint8Array {
+    return this.key
   }
 
   /**
@@ -280,8 +297,23 @@ export class MavlinkSigning {
    * records the stream's timestamp).
    */
   verify(data: Uint8Array, start: number, sigOff: number, sysid: number, compid: number): SigningRejectReason | null {
+    if (!this.signatureMatches(data, start, sigOff)) return 'bad_signature'
+    return this.acceptTimestamp(data, sigOff, sysid, compid)
+  }
+
+  /** @internal Whether the signature of the signed frame at `start` (link id at `sigOff`) matches the key. */
+  signatureMatches(data: Uint8Array, start: number, sigOff: number): boolean {
     const digest = this.digest(data, start, sigOff + 7)
-    for (let k = 0; k < 6; k++) if (digest[k] !== data[sigOff + 7 + k]) return 'bad_signature'
+    for (let k = 0; k < 6; k++) if (digest[k] !== data[sigOff + 7 + k]) return false
+    return true
+  }
+
+  /**
+   * @internal The checks of {@link verify} after the signature's (done
+   * elsewhere, e.g. natively): timestamp against the stream's last and the
+   * local one; records the stream's timestamp when accepted.
+   */
+  acceptTimestamp(data: Uint8Array, sigOff: number, sysid: number, compid: number): SigningRejectReason | null {
     const linkId = data[sigOff]
     const ts = readTimestamp(data, sigOff + 1)
     const stream = sysid | (compid << 8) | (linkId << 16)

@@ -9,6 +9,12 @@
 //                 first: number, count: number, out: Uint32Array) -> packed
 //                         datagram mode over received UDP datagrams; see ParseBatch
 //     .stats(out: Float64Array)  counters (parse.h Counters, in that order)
+//     .setSigningKey(key: Uint8Array(32) | null) -> generation
+//                         signed frames are then checked against the key
+//                         (see SigningKey below); null: not checked
+//   MavlinkDialect.sha256(data, impl 0 auto | 1 portable | 2 SHA-NI)
+//                         -> Uint8Array(32), undefined when impl 2 is missing
+//                         (test hook of native/util/sha256.h)
 //
 // Counters are shared by the datagram parser and every framer the handle
 // created (one per connection), as relaxed atomics: framers run on the I/O
@@ -16,11 +22,14 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstring>
 #include <memory>
+#include <mutex>
 
 #include "framer.h"
 #include "mavlink/mavlink_addon.h"
 #include "mavlink/parse.h"
+#include "util/sha256.h"
 
 namespace onbus::mav {
 
@@ -62,10 +71,55 @@ class Publisher {
   uint64_t last_[kCounterWords] = {};
 };
 
+// The signing key of a parser handle, shared by its datagram parser (JS
+// thread) and its framers (I/O thread). Each setSigningKey() is a new
+// generation; a framer reports which generation checked a frame, so that
+// JavaScript uses the result only when the key has not changed since (else
+// it checks the frame itself): the key that counts is the one current when
+// the frame is delivered, as with the JavaScript parser.
+struct SigningKey {
+  std::mutex mu;
+  uint8_t key[kSigningKeyLength] = {};
+  bool on = false;
+  uint32_t gen = 0;                // guarded by mu
+  std::atomic<uint32_t> seen{0};   // == gen, readable without the lock
+};
+
+// A user's cached copy of the key (one per framer / datagram parser).
+class KeyCache {
+ public:
+  explicit KeyCache(std::shared_ptr<SigningKey> k) : shared_(std::move(k)) {}
+  // Refreshes the copy when the key changed; returns whether a key is set.
+  bool Refresh() {
+    if (shared_->seen.load(std::memory_order_acquire) != gen_) {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      std::memcpy(key_, shared_->key, sizeof key_);
+      on_ = shared_->on;
+      gen_ = shared_->gen;
+    }
+    return on_;
+  }
+  const uint8_t* key() const { return key_; }
+  uint32_t gen() const { return gen_; }
+
+ private:
+  std::shared_ptr<SigningKey> shared_;
+  uint8_t key_[kSigningKeyLength] = {};
+  bool on_ = false;
+  uint32_t gen_ = 0;
+};
+
+// Framer tag bits 24..31 (the msgid takes 0..23): 0 = signature not checked;
+// else bit 7 = signature good, bits 0..6 = key generation, (gen - 1) % 127 + 1.
+inline uint32_t SigStatus(uint32_t gen, bool good) {
+  return ((gen - 1) % 127 + 1) | (good ? 0x80u : 0u);
+}
+
 class MavlinkFramer final : public Framer {
  public:
-  MavlinkFramer(std::shared_ptr<const Dialect> d, ParserOptions o, std::shared_ptr<SharedCounters> shared)
-      : parser_(std::move(d), o), pub_(std::move(shared)) {}
+  MavlinkFramer(std::shared_ptr<const Dialect> d, ParserOptions o, std::shared_ptr<SharedCounters> shared,
+                std::shared_ptr<SigningKey> key)
+      : parser_(std::move(d), o), pub_(std::move(shared)), key_(std::move(key)) {}
   ~MavlinkFramer() override {
     parser_.Reset();  // bytes still pending when the connection ends: discarded
     pub_.Publish(parser_.counters());
@@ -76,7 +130,12 @@ class MavlinkFramer final : public Framer {
     Step s = parser_.Next(data, len, &fi, false);
     pub_.Publish(parser_.counters());
     switch (s.kind) {
-      case Step::kFrame: return FrameStep::Frame(s.size, s.size, fi.version == 2 ? kHeaderV2 : kHeaderV1, fi.msgid);
+      case Step::kFrame: {
+        uint32_t tag = fi.msgid;
+        if (fi.is_signed && key_.Refresh())
+          tag |= SigStatus(key_.gen(), SignatureMatches(key_.key(), data, s.size)) << 24;
+        return FrameStep::Frame(s.size, s.size, fi.version == 2 ? kHeaderV2 : kHeaderV1, tag);
+      }
       case Step::kDiscard: return FrameStep::Discard(s.size, s.reason < 0 ? kReasonGarbage : kReasonNone);
       default: return FrameStep::NeedMore(s.size);
     }
@@ -89,12 +148,14 @@ class MavlinkFramer final : public Framer {
  private:
   Parser parser_;
   Publisher pub_;
+  KeyCache key_;
 };
 
 class MavlinkDialect : public Napi::ObjectWrap<MavlinkDialect> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "MavlinkDialect", {InstanceMethod<&MavlinkDialect::Size>("size")});
+    return DefineClass(env, "MavlinkDialect",
+                       {InstanceMethod<&MavlinkDialect::Size>("size"), StaticMethod<&MavlinkDialect::Sha256Hook>("sha256")});
   }
   explicit MavlinkDialect(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MavlinkDialect>(info) {
     Napi::Env env = info.Env();
@@ -129,6 +190,20 @@ class MavlinkDialect : public Napi::ObjectWrap<MavlinkDialect> {
   Napi::Value Size(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(dialect_ ? dialect_->size() : 0));
   }
+  static Napi::Value Sha256Hook(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+      Napi::TypeError::New(env, "sha256(data: Uint8Array, impl?: number)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto data = info[0].As<Napi::Uint8Array>();
+    const uint32_t impl = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+    if (impl == 2 && !Sha256::HasShaNi()) return env.Undefined();
+    auto out = Napi::Uint8Array::New(env, Sha256::kDigestLength);
+    Sha256::Digest(data.Data(), data.ElementLength(), out.Data(),
+                   impl == 1 ? Sha256::Impl::kPortable : impl == 2 ? Sha256::Impl::kShaNi : Sha256::Impl::kAuto);
+    return out;
+  }
   std::shared_ptr<const Dialect> dialect_;
 };
 
@@ -140,6 +215,7 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
                            InstanceMethod<&MavlinkParserWrap::CreateFramer>("createFramer"),
                            InstanceMethod<&MavlinkParserWrap::ParseBatch>("parseBatch"),
                            InstanceMethod<&MavlinkParserWrap::Stats>("stats"),
+                           InstanceMethod<&MavlinkParserWrap::SetSigningKey>("setSigningKey"),
                        });
   }
   explicit MavlinkParserWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MavlinkParserWrap>(info) {
@@ -154,13 +230,15 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
     options_.forward_unknown = !(info.Length() >= 2 && info[1].IsBoolean() && !info[1].As<Napi::Boolean>().Value());
     options_.accept_v1 = !(info.Length() >= 3 && info[2].IsBoolean() && !info[2].As<Napi::Boolean>().Value());
     shared_ = std::make_shared<SharedCounters>();
+    key_ = std::make_shared<SigningKey>();
     datagram_ = std::make_unique<Parser>(dialect_, options_);
     datagram_pub_ = std::make_unique<Publisher>(shared_);
+    datagram_key_ = std::make_unique<KeyCache>(key_);
   }
 
  private:
   Napi::Value CreateFramer(const Napi::CallbackInfo& info) {
-    auto f = std::make_unique<MavlinkFramer>(dialect_, options_, shared_);
+    auto f = std::make_unique<MavlinkFramer>(dialect_, options_, shared_, key_);
     return WrapFramer(info.Env(), std::move(f));
   }
 
@@ -169,7 +247,8 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
   // spans[2i+1] = length) and writes one record of kOutWords words per frame:
   //   [0] datagram index  [1] offset in ring  [2] length  [3] msgid
   //   [4] version | payload_len << 8 | incompat << 16 | compat << 24
-  //   [5] sysid | compid << 8 | seq << 16 | (known 1, signed 2) << 24
+  //   [5] sysid | compid << 8 | seq << 16 | flags << 24, flags: known 1,
+  //       signed 2, signature checked with the key set now 4, and good 8
   // Stops before a datagram whose frames might not fit in `out`. Returns
   // frames + datagrams_done * 2^21 (a datagram holds < 2^13 frames, out < 2^21 records).
   Napi::Value ParseBatch(const Napi::CallbackInfo& info) {
@@ -201,7 +280,8 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
         Napi::RangeError::New(env, "parseBatch: output too small for one datagram").ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      datagram_->ParseDatagram(base + off, len, [&](const uint8_t*, const FrameInfo& fi) {
+      const bool keyed = datagram_key_->Refresh();
+      datagram_->ParseDatagram(base + off, len, [&](const uint8_t* frame, const FrameInfo& fi) {
         uint32_t* r = o + nout * kOutWords;
         r[0] = k;
         r[1] = off + fi.offset;
@@ -209,8 +289,9 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
         r[3] = fi.msgid;
         r[4] = fi.version | (uint32_t{fi.payload_len} << 8) | (uint32_t{fi.incompat_flags} << 16) |
                (uint32_t{fi.compat_flags} << 24);
-        r[5] = fi.sysid | (uint32_t{fi.compid} << 8) | (uint32_t{fi.seq} << 16) |
-               (uint32_t((fi.known ? 1 : 0) | (fi.is_signed ? 2 : 0)) << 24);
+        uint32_t flags = (fi.known ? 1 : 0) | (fi.is_signed ? 2 : 0);
+        if (fi.is_signed && keyed) flags |= SignatureMatches(datagram_key_->key(), frame, fi.length) ? 12 : 4;
+        r[5] = fi.sysid | (uint32_t{fi.compid} << 8) | (uint32_t{fi.seq} << 16) | (flags << 24);
         nout++;
       });
       done++;
@@ -227,12 +308,40 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
     return info.Env().Undefined();
   }
 
+  // setSigningKey(key: Uint8Array(32) | null) -> generation (1, 2, ...)
+  Napi::Value SetSigningKey(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const bool clear = info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined();
+    if (!clear && (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+                   info[0].As<Napi::Uint8Array>().ElementLength() != kSigningKeyLength)) {
+      Napi::TypeError::New(env, "setSigningKey(key: Uint8Array(32) | null)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint32_t gen;
+    {
+      std::lock_guard<std::mutex> lock(key_->mu);
+      if (clear) {
+        std::memset(key_->key, 0, sizeof key_->key);
+        key_->on = false;
+      } else {
+        std::memcpy(key_->key, info[0].As<Napi::Uint8Array>().Data(), kSigningKeyLength);
+        key_->on = true;
+      }
+      gen = ++key_->gen;
+      if (gen == 0) gen = ++key_->gen;  // 0 means "no key yet" to the caches
+      key_->seen.store(gen, std::memory_order_release);
+    }
+    return Napi::Number::New(env, gen);
+  }
+
   static constexpr size_t kOutWords = 6;
   std::shared_ptr<const Dialect> dialect_;
   ParserOptions options_;
   std::shared_ptr<SharedCounters> shared_;
   std::unique_ptr<Parser> datagram_;
   std::unique_ptr<Publisher> datagram_pub_;
+  std::shared_ptr<SigningKey> key_;
+  std::unique_ptr<KeyCache> datagram_key_;
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "util/sha256.h"
+
 namespace onbus::mav {
 
 namespace {
@@ -71,6 +73,19 @@ const char* RejectName(Reject r) {
     case Reject::kUnknownDropped: return "unknown_dropped";
     default: return "unknown";
   }
+}
+
+bool SignatureMatches(const uint8_t key[kSigningKeyLength], const uint8_t* frame, size_t len) {
+  if (len < kHeaderV2 + 2 + kSignatureLength) return false;
+  Sha256 h;
+  h.Update(key, kSigningKeyLength);
+  h.Update(frame, len - 6);
+  uint8_t d[Sha256::kDigestLength];
+  h.Final(d);
+  const uint8_t* sig = frame + len - 6;
+  uint8_t diff = 0;
+  for (int k = 0; k < 6; k++) diff |= static_cast<uint8_t>(d[k] ^ sig[k]);
+  return diff == 0;
 }
 
 void Dialect::Set(uint32_t msgid, const MsgInfo& info) {

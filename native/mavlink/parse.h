@@ -14,9 +14,10 @@
 // frame ends at the end of the data or where another checked frame starts),
 // or, with forward_unknown = false, counted and searched as garbage.
 //
-// Signature verification is JavaScript's job (lib/mavlink/signing.ts): a
-// signed frame is reported with is_signed and its 13 signature bytes are part
-// of the frame. Zero-extension of truncated payloads is the decoder's job,
+// The parser reports a signed frame with is_signed (its 13 signature bytes
+// are part of the frame); SignatureMatches() checks the signature with a key
+// (the addon does so for links with a key). Timestamps and replay are the
+// job of lib/mavlink/signing.ts. Zero-extension of truncated payloads is the decoder's job,
 // except for target_system/target_component, which are read here with
 // zero-extension (a truncated payload reads 0 = broadcast).
 //
@@ -105,6 +106,14 @@ struct FrameInfo {
   int16_t target_system = -1;     // -1: the message has no such field
   int16_t target_component = -1;  // (or its id is unknown)
 };
+
+constexpr size_t kSigningKeyLength = 32;
+
+// Whether the signature of the signed MAVLink 2 frame frame[0 .. len) (len =
+// its whole length, signature included) matches `key`: the first 6 bytes of
+// SHA-256(key + frame without its 6 signature bytes). False for a frame too
+// short to be signed.
+bool SignatureMatches(const uint8_t key[kSigningKeyLength], const uint8_t* frame, size_t len);
 
 struct Counters {
   uint64_t bytes_in = 0;
