@@ -15,6 +15,13 @@ import { TcpPeer, UdpPeer, sleep, until } from './helpers/mav-peers.js'
 
 const haveSocat = spawnSync('socat', ['-V']).status === 0
 if (!haveSocat) console.log('PTY router tests skipped: socat is not installed (apt-get install socat)')
+let haveSerialport = true
+try {
+  await import('serialport' as string)
+} catch {
+  haveSerialport = false
+  console.log("PTY router test with open: 'serialport' skipped: the 'serialport' package is not installed")
+}
 
 const routers: MavlinkRouter[] = []
 const closers: (() => void)[] = []
@@ -137,7 +144,11 @@ describe.skipIf(!haveSocat)('MAVLink router: PTY', () => {
     return port
   }
 
-  it('routes between a PTY and UDP, and reopens the PTY after it goes away', async () => {
+  it.each([
+    ['native', true],
+    ['serialport', haveSerialport],
+  ] as const)('routes between a PTY (opened by %s) and UDP, and reopens it after it goes away', async (open, available) => {
+    if (!available) return
     const dir = mkdtempSync(join(tmpdir(), 'onbus-router-'))
     closers.push(() => rmSync(dir, { recursive: true, force: true }))
     const link = join(dir, 'fc')
@@ -149,7 +160,7 @@ describe.skipIf(!haveSocat)('MAVLink router: PTY', () => {
 
     const r = await router({
       endpoints: [
-        { kind: 'uart', name: 'fc', path: link, baud: 115200, reconnectMinMs: 20, reconnectMaxMs: 200 },
+        { kind: 'uart', name: 'fc', path: link, baud: 115200, open, reconnectMinMs: 20, reconnectMaxMs: 200 },
         { kind: 'udp-server', name: 'gcs', port: 0 },
       ],
     })

@@ -81,8 +81,17 @@ export interface TcpClientEndpointConfig extends EndpointBase {
 export interface UartEndpointConfig extends EndpointBase {
   kind: 'uart'
   path: string
-  /** A standard rate (9600 … 4000000); omitted: left as configured. */
+  /** A standard rate (9600 … 4000000); omitted: left as configured (with `open: 'serialport'`, default 115200). */
   baud?: number
+  /** Hardware flow control (RTS/CTS). Default false. */
+  rtscts?: boolean
+  /**
+   * Who opens the port: 'native' (default: the router, with termios) or
+   * 'serialport' (the `serialport` package, as serial links do: exclusive
+   * lock, any rate the driver accepts; the router reads a duplicate of its
+   * descriptor, and reopens it through serialport after a hang-up).
+   */
+  open?: 'native' | 'serialport'
   reconnectMinMs?: number
   reconnectMaxMs?: number
 }
@@ -161,7 +170,11 @@ export const mavlinkRouterConfigSchema = {
           endpointSchema('udp-client', { address, port }, ['address', 'port']),
           endpointSchema('tcp-server', { address, port }, ['port']),
           endpointSchema('tcp-client', { address, port, ...reconnect }, ['address', 'port']),
-          endpointSchema('uart', { path: { type: 'string', minLength: 1 }, baud: { type: 'integer', minimum: 50, maximum: 4000000 }, ...reconnect }, ['path']),
+          endpointSchema(
+            'uart',
+            { path: { type: 'string', minLength: 1 }, baud: { type: 'integer', minimum: 50, maximum: 4000000 }, rtscts: { type: 'boolean' }, open: { enum: ['native', 'serialport'] }, ...reconnect },
+            ['path'],
+          ),
         ],
       },
     },

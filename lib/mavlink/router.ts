@@ -22,10 +22,17 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { native } from '../../bindings/index.js'
 import { errnoException, invalidArgType, invalidArgValue, onbusError, type OnbusSystemError } from '../errors.js'
+import { loadBinding, type PortBinding } from '../links/serial/binding.js'
 import type { Dialect } from './codec.js'
 import { HEADER_V2, IFLAG_SIGNED, MavlinkFrame, STX_V1 } from './frame.js'
 import type { MavlinkFrameListener, MavlinkPort } from './port.js'
-import { endpointDefaultName, validateMavlinkRouterConfig, type MavlinkRouterConfig, type MavlinkRouterEndpointConfig } from './router-config.js'
+import {
+  endpointDefaultName,
+  validateMavlinkRouterConfig,
+  type MavlinkRouterConfig,
+  type MavlinkRouterEndpointConfig,
+  type UartEndpointConfig,
+} from './router-config.js'
 
 export * from './router-config.js'
 
@@ -33,6 +40,7 @@ export * from './router-config.js'
 interface NativeMavRouter {
   addEndpoint(spec: Record<string, unknown>): number
   removeEndpoint(index: number): void
+  adoptFd(index: number, fd: number): number
   localAddress(index: number): [string, number, 4 | 6] | undefined
   setLocal(on: boolean, ids: number[] | null): void
   send(bytes: Uint8Array): number
@@ -163,6 +171,36 @@ async function resolve(address: string): Promise<{ ip: string; family: 4 | 6 }> 
   return { ip: r.address, family: r.family === 6 ? 6 : 4 }
 }
 
+/** A UART the router reads but serialport opened (and reopens after a hang-up). */
+interface SerialState {
+  cfg: UartEndpointConfig
+  name: string
+  port: PortBinding | null
+  timer: NodeJS.Timeout | null
+  backoffMs: number
+}
+
+async function openSerial(cfg: UartEndpointConfig): Promise<PortBinding> {
+  const binding = await loadBinding()
+  const port = await binding.open({
+    path: cfg.path,
+    baudRate: cfg.baud ?? 115200,
+    dataBits: 8,
+    stopBits: 1,
+    parity: 'none',
+    rtscts: cfg.rtscts ?? false,
+    xon: false,
+    xoff: false,
+    hupcl: true,
+    lock: true,
+  })
+  if (port.fd === null) {
+    await port.close().catch(() => {})
+    throw onbusError('ERR_ONBUS_SERIALPORT_MISSING', `serialport gave no descriptor for ${cfg.path}`)
+  }
+  return port
+}
+
 interface PortState {
   ids: Set<number> | null
   listeners: MavlinkFrameListener[]
@@ -183,6 +221,7 @@ export class MavlinkRouter extends EventEmitter {
   #names = new Map<number, string>()
   #byName = new Map<string, number>()
   #ports = new Set<PortState>()
+  #serial = new Map<number, SerialState>()
   #dialect: Dialect
   #frame = new MavlinkFrame()
   #closed = false
@@ -207,9 +246,21 @@ export class MavlinkRouter extends EventEmitter {
     const name = e.name ?? endpointDefaultName(e)
     if (this.#byName.has(name)) throw invalidArgValue('endpoint.name', name, 'is already used')
     const spec: Record<string, unknown> = { kind: KIND[e.kind], name, in: e.filters?.in, out: e.filters?.out }
+    let serial: PortBinding | undefined
     if (e.kind === 'uart') {
       spec.path = e.path
+      spec.rtscts = e.rtscts ?? false
       if (e.baud !== undefined) spec.baud = e.baud
+      if (e.open === 'serialport') {
+        try {
+          serial = await openSerial(e)
+        } catch (err) {
+          const ex = (typeof (err as { code?: string }).code === 'string' ? err : errnoException(-5, 'open', e.path, undefined, (err as Error).message)) as Error & { endpoint?: string }
+          ex.endpoint = name
+          throw ex
+        }
+        spec.fd = serial.fd
+      }
     } else {
       const { ip, family } = await resolve(e.address ?? '127.0.0.1')
       spec.ip = ip
@@ -224,6 +275,7 @@ export class MavlinkRouter extends EventEmitter {
     try {
       index = this.#native.addEndpoint(spec)
     } catch (err) {
+      await serial?.close().catch(() => {})
       const ne = err as { errno?: number; syscall?: string }
       if (typeof ne.errno !== 'number') throw err
       const ex = errnoException(ne.errno, ne.syscall ?? 'addEndpoint', e.kind === 'uart' ? e.path : (spec.ip as string), e.kind === 'uart' ? undefined : e.port)
@@ -232,6 +284,39 @@ export class MavlinkRouter extends EventEmitter {
     }
     this.#names.set(index, name)
     this.#byName.set(name, index)
+    if (serial && e.kind === 'uart') this.#serial.set(index, { cfg: e, name, port: serial, timer: null, backoffMs: 0 })
+  }
+
+  /** A serialport-opened UART hung up: close serialport's handle, reopen with backoff, hand the new descriptor over. */
+  #reopenSerial(index: number): void {
+    const st = this.#serial.get(index)
+    if (!st || this.#closed || st.timer) return
+    const old = st.port
+    st.port = null
+    void old?.close().catch(() => {})
+    const min = st.cfg.reconnectMinMs ?? 100
+    st.backoffMs = st.backoffMs === 0 ? min : Math.min(st.backoffMs * 2, st.cfg.reconnectMaxMs ?? 5000)
+    st.timer = setTimeout(() => {
+      st.timer = null
+      openSerial(st.cfg).then(
+        (port) => {
+          if (this.#closed || !this.#serial.has(index)) {
+            void port.close().catch(() => {})
+            return
+          }
+          const r = this.#native.adoptFd(index, port.fd!)
+          if (r < 0) {
+            void port.close().catch(() => {})
+            this.#reopenSerial(index)
+            return
+          }
+          st.port = port
+          st.backoffMs = 0
+        },
+        () => this.#reopenSerial(index),
+      )
+    }, st.backoffMs)
+    st.timer.unref()
   }
 
   /** Removes an endpoint (and, for a TCP server, its connections). */
@@ -239,6 +324,7 @@ export class MavlinkRouter extends EventEmitter {
     const i = this.#byName.get(name)
     if (i === undefined || i === 0) throw invalidArgValue('name', name, 'is not an endpoint of this router')
     this.#native.removeEndpoint(i)
+    this.#dropSerial(i)
   }
 
   /** The bound address of a server endpoint (port 0 in the configuration: the port the kernel chose). */
@@ -369,6 +455,7 @@ export class MavlinkRouter extends EventEmitter {
           break
         case EV_DISCONNECT:
           this.emit('disconnect', ep, a !== 0 ? this.#error(a, syscall ?? 'read', ep) : undefined)
+          if (this.#serial.has(index)) this.#reopenSerial(index)
           break
         case EV_ERROR:
           if (this.listenerCount('error') > 0) this.emit('error', this.#error(a, syscall ?? 'io', ep))
@@ -385,6 +472,14 @@ export class MavlinkRouter extends EventEmitter {
     const e = errnoException(-Math.abs(errno), syscall, undefined, undefined, `endpoint '${endpoint}'`) as OnbusSystemError & { endpoint: string }
     e.endpoint = endpoint
     return e
+  }
+
+  #dropSerial(index: number): void {
+    const st = this.#serial.get(index)
+    if (!st) return
+    this.#serial.delete(index)
+    if (st.timer) clearTimeout(st.timer)
+    void st.port?.close().catch(() => {})
   }
 
   /** Counters per endpoint (accepted TCP connections that closed are folded into their server's). */
@@ -441,6 +536,7 @@ export class MavlinkRouter extends EventEmitter {
     this.#closed = true
     this.#native.close()
     this.#ports.clear()
+    for (const i of [...this.#serial.keys()]) this.#dropSerial(i)
     process.nextTick(() => this.emit('close'))
   }
 

@@ -153,6 +153,8 @@ struct Endpoint {
   int backoff_ms = 0, min_ms = 100, max_ms = 5000;
   int64_t retry_at = 0;  // CLOCK_MONOTONIC ns, 0 = none
   uint32_t accepted = 0;
+  bool adopted = false;
+  bool rtscts = false;  // UART descriptor handed over by JavaScript (serialport): reopened there
   EpStats st;
 };
 
@@ -553,7 +555,29 @@ struct RouterCore : IoSource {
       return;
     }
     ResetParser(ep);
-    ScheduleRetry(ep);
+    if (!ep.adopted) ScheduleRetry(ep);
+  }
+
+  // A UART descriptor opened and configured by JavaScript (serialport). The
+  // router owns a duplicate; the caller keeps its own for line settings.
+  int AdoptUart(Endpoint& ep, int fd) {
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return -errno;
+    int fl = fcntl(own, F_GETFL);
+    if (fl >= 0) fcntl(own, F_SETFL, fl | O_NONBLOCK);
+    Unregister(ep);
+    ep.fd.Reset(own);
+    ep.adopted = true;
+    int r = Register(ep, EPOLLIN);
+    if (r != 0) {
+      ep.fd.Reset();
+      return r;
+    }
+    ep.up = true;
+    ep.st.connects++;
+    ep.st.last_error = 0;
+    PushEvent(kEvConnect, ep, 0, 0);
+    return 0;
   }
 
   void RemoveEndpoint(uint32_t index) {
@@ -710,6 +734,8 @@ struct RouterCore : IoSource {
       // raw: no echo (a PTY echoes by default, which would loop every frame), no line discipline
       cfmakeraw(&tio);
       tio.c_cflag |= CLOCAL | CREAD;
+      if (ep.rtscts) tio.c_cflag |= CRTSCTS;
+      else tio.c_cflag &= ~CRTSCTS;
       tio.c_cc[VMIN] = 1;
       tio.c_cc[VTIME] = 0;
       speed_t sp = BaudConst(ep.baud);
@@ -935,6 +961,7 @@ Napi::Function MavRouter::Init(Napi::Env env) {
                      {
                          InstanceMethod<&MavRouter::AddEndpoint>("addEndpoint"),
                          InstanceMethod<&MavRouter::RemoveEndpoint>("removeEndpoint"),
+                         InstanceMethod<&MavRouter::AdoptFd>("adoptFd"),
                          InstanceMethod<&MavRouter::LocalAddress>("localAddress"),
                          InstanceMethod<&MavRouter::SetLocal>("setLocal"),
                          InstanceMethod<&MavRouter::Send>("send"),
@@ -1085,7 +1112,17 @@ Napi::Value MavRouter::AddEndpoint(const Napi::CallbackInfo& info) {
   if (kind == kUart) {
     ep->path = spec.Get("path").Unwrap().As<Napi::String>().Utf8Value();
     if (spec.Get("baud").Unwrap().IsNumber()) ep->baud = spec.Get("baud").Unwrap().As<Napi::Number>().Int32Value();
-    core_->OpenUart(*ep);
+    ep->rtscts = spec.Get("rtscts").Unwrap().ToBoolean().Unwrap().Value();
+    if (spec.Get("fd").Unwrap().IsNumber()) {
+      r = core_->AdoptUart(*ep, spec.Get("fd").Unwrap().As<Napi::Number>().Int32Value());
+      if (r != 0) {
+        core_->eps[ep->index].reset();
+        ThrowErrno(env, -r, "dup");
+        return env.Undefined();
+      }
+    } else {
+      core_->OpenUart(*ep);
+    }
     return Napi::Number::New(env, ep->index);
   }
   std::string ip = spec.Get("ip").Unwrap().As<Napi::String>().Utf8Value();
@@ -1111,6 +1148,16 @@ Napi::Value MavRouter::AddEndpoint(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, ep->index);
+}
+
+// adoptFd(index, fd) -> 0 | -errno: a reopened UART (serialport) for an endpoint that went down.
+Napi::Value MavRouter::AdoptFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) return Napi::Number::New(env, -EBADF);
+  uint32_t i = info[0].As<Napi::Number>().Uint32Value();
+  std::lock_guard<std::mutex> lk(core_->io_mu);
+  if (i >= core_->eps.size() || !core_->eps[i] || core_->eps[i]->kind != kUart) return Napi::Number::New(env, -EINVAL);
+  return Napi::Number::New(env, core_->AdoptUart(*core_->eps[i], info[1].As<Napi::Number>().Int32Value()));
 }
 
 Napi::Value MavRouter::RemoveEndpoint(const Napi::CallbackInfo& info) {

@@ -47,6 +47,7 @@ class MavRouter : public Napi::ObjectWrap<MavRouter>, public JsTarget {
  private:
   Napi::Value AddEndpoint(const Napi::CallbackInfo& info);
   Napi::Value RemoveEndpoint(const Napi::CallbackInfo& info);
+  Napi::Value AdoptFd(const Napi::CallbackInfo& info);
   Napi::Value LocalAddress(const Napi::CallbackInfo& info);
   Napi::Value SetLocal(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
