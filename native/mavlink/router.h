@@ -24,7 +24,8 @@
 // endpoints where its target was seen (target_component 0: any component of
 // the system; a component not seen anywhere: where the system was seen). An
 // endpoint never receives a frame whose source it has itself sent (no echo,
-// and what stops two routers joined twice from storming).
+// and what stops two routers joined twice from storming). A UDP server's
+// peers each learn their own pairs and are routed between like endpoints.
 #pragma once
 #include <napi.h>
 
