@@ -208,6 +208,16 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       this.unsubscribe = transport.onBatch((b) => this.onStreamBatch(b))
     } else throw invalidArgType('transport', 'a UdpLink, StreamLink or SerialLink', transport)
     this.syncKey()
+    // a key change (setKey, applySetup) reaches the native side at once, so
+    // that the frames framed from then on are checked with the new key
+    const offKey = this.signing?.onKeyChange(() => this.syncKey())
+    if (offKey !== undefined) {
+      const off = this.unsubscribe
+      this.unsubscribe = () => {
+        off()
+        offKey()
+      }
+    }
     transport.once('close', () => this.markClosed())
   }
 
@@ -332,6 +342,8 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
     let rx = 0n
     while (first < n && !this.closed) {
       this.syncKey()
+      // the key the records' signature verdicts are for (a listener may change it)
+      const gen = this.keyGen
       const r = this.parser.parseBatch(data, spans, first, n - first, out)
       const frames = r % PARSE_DONE_SHIFT
       const done = (r - frames) / PARSE_DONE_SHIFT
@@ -343,7 +355,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
           rx = b.hasRxTime(d) ? (b.rxTime(d) as bigint) : native.clockNs(0)
         }
         const flags = out[w + 5] >>> 24
-        const sig = (flags & REC_SIG_CHECKED) === 0 ? SIG_UNCHECKED : (flags & REC_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+        const sig = (flags & REC_SIG_CHECKED) === 0 || gen !== this.keyGen ? SIG_UNCHECKED : (flags & REC_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
         if (this.deliver(data, out[w + 1], out[w + 2], out[w + 3], rx, sig) && trackPeer) {
           this.peerPort = b.port(d)
           this.peerAddress = b.address(d)
@@ -356,9 +368,6 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
   private onStreamBatch(b: StreamBatch): void {
     this.syncKey()
     const data = b.data
-    // framer tags: msgid | signature status << 24, the status naming the key
-    // generation that checked it (tagSigGeneration)
-    const gen7 = this.nativeKeyGen === 0 ? -1 : tagSigGeneration(this.nativeKeyGen)
     let sec = -1
     let nsec = -1
     let rx = 0n
@@ -372,7 +381,10 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       }
       const tag = b.tag(i)
       const st = tag >>> 24
-      const sig = st === 0 || (st & 0x7f) !== gen7 ? SIG_UNCHECKED : (st & TAG_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+      // framer tags: msgid | signature status << 24, the status naming the
+      // native key generation that checked it (mod 127): used only when that
+      // is the key handed over last (a listener may have changed it since)
+      const sig = st === 0 || (st & 0x7f) !== tagSigGeneration(this.nativeKeyGen) ? SIG_UNCHECKED : (st & TAG_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
       this.deliver(data, b.offset(i), b.len(i), tag & 0xffffff, rx, sig)
     }
   }

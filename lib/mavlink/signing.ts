@@ -204,6 +204,7 @@ export class MavlinkSigning {
   private readonly futureUnits: number
   private readonly maxStreams: number
   private readonly streams = new Map<number, number>()
+  private keyListeners: (() => void)[] = []
   // key (32) + largest signed frame up to the signature (10 + 255 + 2 + 7)
   private readonly scratch = new Uint8Array(32 + 274)
 
@@ -240,6 +241,18 @@ export class MavlinkSigning {
     this.on = this.key.some((b) => b !== 0)
     this.scratch.set(this.key, 0)
     this.keyGeneration = ++keyGenerations
+    for (const l of this.keyListeners) l()
+  }
+
+  /**
+   * @internal Calls `listener` after each key change (a native verifier
+   * takes the new key at once). Returns the unsubscribe function.
+   */
+  onKeyChange(listener: () => void): () => void {
+    this.keyListeners = [...this.keyListeners, listener]
+    return () => {
+      this.keyListeners = this.keyListeners.filter((l) => l !== listener)
+    }
   }
 
   /** @internal The current key (not a copy: do not modify). */
