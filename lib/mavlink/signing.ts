@@ -91,6 +91,11 @@ export class SigningClock {
     return Math.max(this.last, signingTimestampFromMs(this.clock()))
   }
 
+  /** @internal A value {@link now} never goes below (the last timestamp issued or observed), without reading the clock. */
+  floor(): number {
+    return this.last
+  }
+
   /** Issues a timestamp for an outgoing frame: strictly greater than every one before. */
   next(): number {
     let t = signingTimestampFromMs(this.clock())
@@ -331,11 +336,20 @@ export class MavlinkSigning {
     const ts = readTimestamp(data, sigOff + 1)
     const stream = sysid | (compid << 8) | (linkId << 16)
     const last = this.streams.get(stream)
-    const local = this.clock.now()
+    // the local timestamp (a clock read) only when a check needs it: a frame
+    // of a known stream not ahead of clock.floor() (<= now()) by the future
+    // bound passes that check whatever now() is
+    let local = -1
     if (last !== undefined) {
       if (ts <= last) return 'replay'
-    } else if (ts + NEW_STREAM_WINDOW < local) return 'stale_timestamp'
-    if (ts > local + this.futureUnits) return 'future_timestamp'
+    } else {
+      local = this.clock.now()
+      if (ts + NEW_STREAM_WINDOW < local) return 'stale_timestamp'
+    }
+    if (ts > this.clock.floor() + this.futureUnits) {
+      if (local < 0) local = this.clock.now()
+      if (ts > local + this.futureUnits) return 'future_timestamp'
+    }
     if (last === undefined && this.streams.size >= this.maxStreams) return 'stream_limit'
     this.streams.set(stream, ts)
     this.clock.observe(ts)
