@@ -1036,9 +1036,10 @@ MavRouter::MavRouter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MavRoute
   core_->id = id_;
   reactor_->SetTarget(id_, this);
   loop_ref_.Ref(reactor_.get());
-  // An open router routes without JavaScript touching it, so nothing else may
-  // hold it: keep the wrapper alive until close() (a dropped router must not
-  // stop routing when the garbage collector runs).
+  // An open router routes without JavaScript touching it: keep the wrapper
+  // alive until close() explicitly (a dropped router must not stop routing
+  // when the garbage collector runs), rather than relying on the callbacks'
+  // persistent references happening to keep it reachable.
   Napi::ObjectWrap<MavRouter>::Ref();
   self_ref_ = true;
 }
