@@ -1,4 +1,5 @@
 // fuzz-sources: native/mavlink/parse.cc
+// fuzz-sources: native/util/sha256.cc
 //
 // libFuzzer target of the native MAVLink parser (scripts/fuzz.sh mavlink_parse).
 // Input: byte 0 picks the options and chunking seed, the rest is the stream.
@@ -12,14 +13,21 @@
 //     not, by design: an unknown-id frame is accepted when the data ends right
 //     behind it, so where a read ends matters, as in lib/mavlink/parser.ts.)
 //   - after the end of the stream nothing is pending.
+//   - SHA-256: the block function in use, the portable one and (on CPUs with
+//     SHA-NI) the SHA-NI one give the same digest, whole or fed in random
+//     pieces; SignatureMatches of every signed frame agrees with the
+//     definition (first 6 bytes of SHA-256(key + frame up to the signature)),
+//     accepts the frame once signed correctly and refuses it with one bit off.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include "mavlink/parse.h"
+#include "util/sha256.h"
 
 using namespace onbus::mav;
 
@@ -80,6 +88,47 @@ void CheckCounters(const Parser& p) {
   const Counters& c = p.counters();
   Check(c.bytes_in == c.bytes_accepted + c.bytes_discarded + p.pending(), "bytes_in == accepted + discarded + pending");
   for (uint64_t r : c.rejected) Check(r < (1ull << 62), "no counter underflow");
+}
+
+// SignatureMatches on an exactly sized copy (ASan sees any overread) against
+// the definition, then with the right signature written in, then one bit off.
+void CheckSignature(const uint8_t key[kSigningKeyLength], const uint8_t* f, const FrameInfo& fi) {
+  if (!fi.is_signed) return;
+  const size_t len = fi.length;
+  std::unique_ptr<uint8_t[]> exact(new uint8_t[len]);
+  memcpy(exact.get(), f, len);
+  std::vector<uint8_t> msg(key, key + kSigningKeyLength);
+  msg.insert(msg.end(), f, f + len - 6);
+  uint8_t d[onbus::Sha256::kDigestLength];
+  onbus::Sha256::Digest(msg.data(), msg.size(), d, onbus::Sha256::Impl::kPortable);
+  Check(SignatureMatches(key, exact.get(), len) == (memcmp(d, f + len - 6, 6) == 0), "signature verdict == definition");
+  memcpy(exact.get() + len - 6, d, 6);
+  Check(SignatureMatches(key, exact.get(), len), "correctly signed frame matches");
+  exact[len - 1 - (d[7] % 6)] ^= static_cast<uint8_t>(1u << (d[8] % 8));
+  Check(!SignatureMatches(key, exact.get(), len), "one signature bit off does not match");
+}
+
+void CheckSha256(const uint8_t* data, size_t size, uint32_t seed) {
+  using onbus::Sha256;
+  std::unique_ptr<uint8_t[]> exact(new uint8_t[size ? size : 1]);
+  if (size) memcpy(exact.get(), data, size);
+  uint8_t a[Sha256::kDigestLength], b[Sha256::kDigestLength], c[Sha256::kDigestLength];
+  Sha256::Digest(exact.get(), size, a, Sha256::Impl::kAuto);
+  Sha256::Digest(exact.get(), size, b, Sha256::Impl::kPortable);
+  Check(memcmp(a, b, sizeof a) == 0, "sha256 in use == portable");
+  if (Sha256::HasShaNi()) {
+    Sha256::Digest(exact.get(), size, c, Sha256::Impl::kShaNi);
+    Check(memcmp(c, b, sizeof c) == 0, "sha256 SHA-NI == portable");
+  }
+  Sha256 h;
+  for (size_t at = 0; at < size;) {
+    seed = seed * 1103515245u + 12345u;
+    const size_t n = std::min<size_t>(size - at, (seed >> 16) % 130);
+    h.Update(exact.get() + at, n);
+    at += n;
+  }
+  h.Final(c);
+  Check(memcmp(c, b, sizeof c) == 0, "sha256 in pieces == whole");
 }
 
 struct Seen {
@@ -166,6 +215,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(CrcCalculate(data, size) == ref, "sliced CRC == reference");
   }
 
+  CheckSha256(data, size, seed);
+  uint8_t key[kSigningKeyLength];
+  for (size_t k = 0; k < kSigningKeyLength; k++) key[k] = static_cast<uint8_t>(seed * 31 + k * 7);
+
   // datagram mode: the whole input is one datagram, then again split in two
   {
     Parser p(dialect, o);
@@ -173,6 +226,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     p.ParseDatagram(data, size, [&](const uint8_t* f, const FrameInfo& fi) {
       Check(f == data + fi.offset, "frame pointer == data + offset");
       CheckFrame(*dialect, f, fi, data, data + size);
+      CheckSignature(key, f, fi);
       accepted += fi.length;
     });
     Check(p.pending() == 0, "datagram leaves nothing pending");
