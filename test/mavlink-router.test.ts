@@ -6,7 +6,7 @@
  * port subscribed.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { Heartbeat, MavlinkEncoder, MavlinkSigning, createMavlinkRouter, validateMavlinkRouterConfig, type MavlinkRouter, type MavlinkFrame } from '../lib/mavlink/index.js'
+import { Heartbeat, MavlinkEncoder, MavlinkSigning, ardupilotmega, createMavlinkRouter, validateMavlinkRouterConfig, type MavlinkRouter, type MavlinkFrame } from '../lib/mavlink/index.js'
 import { UdpPeer, sleep, unknownFrame, until } from './helpers/mav-peers.js'
 
 const routers: MavlinkRouter[] = []
@@ -241,6 +241,38 @@ describe('MAVLink router: UDP', () => {
     expect(a.count((g) => g.sysid === 255)).toBe(0) // never its own traffic
     expect(b.count((g) => g.sysid === 254)).toBe(0)
     expect(fc.count((g) => g.msgid === 76)).toBe(0)
+  })
+
+  it.each(['common', 'ardupilotmega'] as const)("reads target fields of the configured dialect (%s)", async (dialect) => {
+    const fc = await peer(1, 1)
+    const router = await createMavlinkRouter({
+      dialect,
+      endpoints: [
+        { kind: 'udp-client', name: 'fc', address: '127.0.0.1', port: fc.port },
+        { kind: 'udp-server', name: 'gcs', port: 0 },
+        { kind: 'udp-server', name: 'gcs2', port: 0 },
+      ],
+    })
+    routers.push(router)
+    fc.target = { address: '127.0.0.1', port: router.address('fc').port }
+    const gcs = await peer(255, 190, router.address('gcs').port)
+    const gcs2 = await peer(254, 190, router.address('gcs2').port)
+    gcs.heartbeat()
+    gcs2.heartbeat()
+    fc.heartbeat()
+    await gcs.waitFor((g) => g.sysid === 1)
+    await gcs2.waitFor((g) => g.sysid === 1)
+    const { MountConfigure } = ardupilotmega
+    const frame = new MavlinkEncoder({ sysid: 255, compid: 190 }).encode(MountConfigure, { target_system: 1, target_component: 1, mount_mode: 3, stab_roll: 0, stab_pitch: 0, stab_yaw: 0 } as never)
+    gcs.sendRaw(frame)
+    await fc.waitFor((g) => g.msgid === 156)
+    // ardupilotmega: a targeted message, to fc only; common: an unknown id, a broadcast
+    if (dialect === 'common') await gcs2.waitFor((g) => g.msgid === 156)
+    else {
+      await sleep(150)
+      expect(gcs2.count((g) => g.msgid === 156)).toBe(0)
+    }
+    expect(router.endpointStats('gcs')!.parser.unknownId).toBe(dialect === 'common' ? 1 : 0)
   })
 
   it('validates its configuration with Node-shaped errors', async () => {
