@@ -63,6 +63,17 @@ describe('MAVLink router: TCP', () => {
     await sleep(100)
     expect(a.count((g) => g.msgid === 76)).toBe(0)
     expect(a.count((g) => g.sysid === 1)).toBe(0)
+    // garbage on a stream: counted by reason, the frame behind it still routed
+    const junk = new Uint8Array(500)
+    for (let i = 0; i < junk.length; i++) junk[i] = (i * 97 + 5) & 255
+    a.sendRaw(junk)
+    // (more than one: a false start in the garbage may hold the first frame behind it)
+    for (let i = 0; i < 3; i++) a.attitude()
+    await gcs.waitFor((g) => g.msgid === 30 && g.sysid === 1)
+    const conn = r.stats().endpoints.find((e) => e.server === 'tcp' && e.framesIn > 0 && e.parser.bytesDiscarded > 0)
+    expect(conn, JSON.stringify(r.stats().endpoints)).toBeDefined()
+    expect(conn!.parser.bytesDiscarded).toBeGreaterThanOrEqual(junk.length - 280)
+    expect(conn!.parser.bytesIn).toBe(conn!.parser.bytesAccepted + conn!.parser.bytesDiscarded + conn!.parser.pending)
     // a connection going away is removed; its counters fold into the server's
     a.close()
     await until(() => r.stats().endpoints.filter((e) => e.kind === 'tcp-connection').length === 1, 8000, 'connection removed')
