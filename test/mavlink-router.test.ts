@@ -27,7 +27,7 @@ async function peer(sysid: number, compid: number, port?: number): Promise<UdpPe
  * gcs2 (254) talk to udp-servers 'gcs' and 'gcs2'. Every peer announces
  * itself with a heartbeat so the router learns where it lives.
  */
-async function topology(extra: Partial<Record<'gcs2Out', object>> = {}) {
+async function topology(extra: Partial<Record<'gcs2Out', object>> = {}, onRouter?: (r: MavlinkRouter) => void) {
   const fc = await peer(1, 1)
   const router = await createMavlinkRouter({
     endpoints: [
@@ -37,6 +37,7 @@ async function topology(extra: Partial<Record<'gcs2Out', object>> = {}) {
     ],
   })
   routers.push(router)
+  onRouter?.(router)
   fc.target = { address: '127.0.0.1', port: router.address('fc').port }
   const gcs = await peer(255, 190, router.address('gcs').port)
   const gcs2 = await peer(254, 190, router.address('gcs2').port)
@@ -51,7 +52,8 @@ async function topology(extra: Partial<Record<'gcs2Out', object>> = {}) {
 
 describe('MAVLink router: UDP', () => {
   it('broadcasts to every other endpoint, never back to the source, and learns who is where', async () => {
-    const { router, fc, gcs, gcs2 } = await topology()
+    const learned: object[] = []
+    const { router, fc, gcs, gcs2 } = await topology({}, (r) => r.on('endpoint', (e) => learned.push(e)))
     // gcs's heartbeat was sent before fc had been heard: the client endpoint still got it
     await fc.waitFor((g) => g.sysid === 255 && g.msgid === 0)
     await fc.waitFor((g) => g.sysid === 254 && g.msgid === 0)
@@ -63,6 +65,16 @@ describe('MAVLink router: UDP', () => {
     await sleep(100)
     expect(gcs.count((g) => g.sysid === 255)).toBe(0)
     expect(fc.count((g) => g.sysid === 1)).toBe(0)
+    // the 'endpoint' events said the same (gcs's came before fc's, local has none)
+    await until(() => learned.length >= 3, 8000, "'endpoint' events")
+    expect(learned).toEqual(
+      expect.arrayContaining([
+        { endpoint: 'fc', sysid: 1, compid: 1 },
+        { endpoint: 'gcs', sysid: 255, compid: 190 },
+        { endpoint: 'gcs2', sysid: 254, compid: 190 },
+      ]),
+    )
+    expect(learned.length).toBe(3)
     const routes = router.routes()
     expect(routes).toEqual(
       expect.arrayContaining([
