@@ -287,6 +287,33 @@ describe('MAVLink router: UDP', () => {
     expect(router.endpointStats('gcs')!.parser.unknownId).toBe(dialect === 'common' ? 1 : 0)
   })
 
+  it('counts send errors (ECONNREFUSED from a UDP client whose remote is gone) and keeps routing', async () => {
+    const gone = await peer(9, 9)
+    const deadPort = gone.port
+    gone.close()
+    peers.splice(peers.indexOf(gone), 1)
+    const router = await createMavlinkRouter({
+      endpoints: [
+        { kind: 'udp-client', name: 'dead', address: '127.0.0.1', port: deadPort },
+        { kind: 'udp-server', name: 'gcs', port: 0 },
+        { kind: 'udp-server', name: 'gcs2', port: 0 },
+      ],
+    })
+    routers.push(router)
+    const gcs = await peer(255, 190, router.address('gcs').port)
+    const gcs2 = await peer(254, 190, router.address('gcs2').port)
+    gcs2.heartbeat()
+    await until(() => router.endpointStats('gcs2')!.peers === 1, 8000, 'gcs2 heard')
+    const dead = () => router.endpointStats('dead')!
+    for (let i = 0; i < 50 && (i < 3 || dead().drops.sendError + dead().errors === 0); i++) {
+      gcs.heartbeat()
+      await sleep(20)
+    }
+    expect(dead().drops.sendError + dead().errors).toBeGreaterThan(0)
+    expect(dead().lastErrno).toBe(-111)
+    await gcs2.waitFor((g) => g.sysid === 255)
+  })
+
   it('validates its configuration with Node-shaped errors', async () => {
     expect(() => validateMavlinkRouterConfig({ endpoints: [{ kind: 'udp-server' }] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     expect(() => validateMavlinkRouterConfig({ endpoints: [{ kind: 'udp-server', port: 1, name: 'a' }, { kind: 'tcp-server', port: 2, name: 'a' }] })).toThrow(/two endpoints named 'a'/)
