@@ -772,6 +772,8 @@ const modules: { group: string; file: string; args: string[] }[] = [
   { group: 'ipc', file: 'bus-ipc.js', args: QUICK ? ['--quick'] : [] },
   { group: 'streams', file: 'streams.js', args: QUICK ? ['--runs', '1', '--gib', '0.25', '--transfer-gib', '0.25', '--rtts', '200'] : [] },
   { group: 'mavlink-services', file: 'mavlink-services.js', args: QUICK ? ['--frames', '50000', '--commands', '300'] : [] },
+  { group: 'mavlink-router', file: 'mavlink-router.js', args: QUICK ? ['--runs', '1', '--seconds', '1'] : [] },
+  { group: 'mavlink', file: 'mavlink.js', args: QUICK ? ['--quick'] : [] },
 ]
 const extra: string[] = []
 function baselineName(group: string, row: Record<string, unknown>): string {

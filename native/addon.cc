@@ -4,6 +4,8 @@
 #include <time.h>
 
 #include "ipc_socket.h"
+#include "mavlink/router.h"
+#include "mavlink/mavlink_addon.h"
 #include "stream_server.h"
 #include "stream_socket.h"
 #include "udp_socket.h"
@@ -20,6 +22,9 @@ OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("StreamSocket", StreamSocket::Init(env)),
                            InstanceValue("StreamServer", StreamServer::Init(env)),
                            InstanceValue("IpcSocket", IpcSocket::Init(env)),
+                           InstanceValue("MavRouter", MavRouter::Init(env)),
+                           InstanceValue("MavlinkDialect", mav::InitMavlinkDialect(env)),
+                           InstanceValue("MavlinkParser", mav::InitMavlinkParser(env)),
                        });
 }
 

@@ -13,8 +13,10 @@
  */
 import { DIALECT as COMMON } from './generated/common.js'
 import { setDefaultDialect } from './parser.js'
+import { setLinkDefaultDialect } from './link.js'
 
 setDefaultDialect(COMMON)
+setLinkDefaultDialect(COMMON)
 
 export * from './generated/common.js'
 export * as ardupilotmega from './generated/ardupilotmega.js'
@@ -32,3 +34,18 @@ export type { MavlinkSigningOptions, SetupSigningFields, SigningClockOptions, Si
 export { crcCalculate, crcAccumulate, crcExtraConsistent, CRC_INIT } from './crc.js'
 export type { MavlinkPort, MavlinkFrameListener } from './port.js'
 export * from './services/index.js'
+export { MavlinkLink, mavlinkFraming } from './link.js'
+export type { MavlinkFraming, MavlinkLinkOptions, MavlinkLinkStats, MavlinkParseOptions } from './link.js'
+export { MavlinkRouter, createMavlinkRouter, mavlinkRouterConfigSchema, validateMavlinkRouterConfig } from './router.js'
+export type {
+  MavlinkRouterConfig,
+  MavlinkRouterEndpointConfig,
+  MavlinkRouterFilterRule,
+  MavlinkRouterFilters,
+  MavlinkRouterStats,
+  MavlinkRouterEndpointStats,
+  MavlinkRouterDrops,
+  MavlinkRouterLearnedEvent,
+  MavlinkRouterPort,
+  MavlinkRouterPortOptions,
+} from './router.js'

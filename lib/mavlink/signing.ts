@@ -91,6 +91,11 @@ export class SigningClock {
     return Math.max(this.last, signingTimestampFromMs(this.clock()))
   }
 
+  /** @internal A value {@link now} never goes below (the last timestamp issued or observed), without reading the clock. */
+  floor(): number {
+    return this.last
+  }
+
   /** Issues a timestamp for an outgoing frame: strictly greater than every one before. */
   next(): number {
     let t = signingTimestampFromMs(this.clock())
@@ -133,6 +138,10 @@ export class SigningClock {
     renameSync(tmp, file)
   }
 }
+
+// Key generations, unique across all MavlinkSigning objects (a native parser
+// reports which key checked a frame, see lib/mavlink/link.ts).
+let keyGenerations = 0
 
 /** Why a frame was refused; the parser counts each under its own name. */
 export type SigningRejectReason = 'unsigned' | 'bad_signature' | 'replay' | 'stale_timestamp' | 'future_timestamp' | 'stream_limit'
@@ -186,6 +195,12 @@ function checkKey(key: unknown): Uint8Array {
 export class MavlinkSigning {
   /** Outgoing link id. */
   linkId: number
+  /**
+   * @internal Changes (to a value no key had before, in any MavlinkSigning)
+   * whenever the key changes: a native verifier holding a copy of the key
+   * knows when to refresh it.
+   */
+  keyGeneration = 0
   readonly requireSigned: boolean
   readonly clock: SigningClock
   private key: Uint8Array
@@ -194,6 +209,7 @@ export class MavlinkSigning {
   private readonly futureUnits: number
   private readonly maxStreams: number
   private readonly streams = new Map<number, number>()
+  private keyListeners: (() => void)[] = []
   // key (32) + largest signed frame up to the signature (10 + 255 + 2 + 7)
   private readonly scratch = new Uint8Array(32 + 274)
 
@@ -201,6 +217,7 @@ export class MavlinkSigning {
     this.key = checkKey(options.key)
     this.on = this.key.some((b) => b !== 0)
     this.scratch.set(this.key, 0)
+    this.keyGeneration = ++keyGenerations
     const linkId = options.linkId ?? 0
     if (!Number.isInteger(linkId) || linkId < 0 || linkId > 255) throw outOfRange('options.linkId', 'an integer from 0 to 255', linkId)
     this.linkId = linkId
@@ -228,6 +245,24 @@ export class MavlinkSigning {
     this.key = checkKey(key)
     this.on = this.key.some((b) => b !== 0)
     this.scratch.set(this.key, 0)
+    this.keyGeneration = ++keyGenerations
+    for (const l of this.keyListeners) l()
+  }
+
+  /**
+   * @internal Calls `listener` after each key change (a native verifier
+   * takes the new key at once). Returns the unsubscribe function.
+   */
+  onKeyChange(listener: () => void): () => void {
+    this.keyListeners = [...this.keyListeners, listener]
+    return () => {
+      this.keyListeners = this.keyListeners.filter((l) => l !== listener)
+    }
+  }
+
+  /** @internal The current key (not a copy: do not modify). */
+  keyBytes(): Uint8Array {
+    return this.key
   }
 
   /**
@@ -280,17 +315,41 @@ export class MavlinkSigning {
    * records the stream's timestamp).
    */
   verify(data: Uint8Array, start: number, sigOff: number, sysid: number, compid: number): SigningRejectReason | null {
+    if (!this.signatureMatches(data, start, sigOff)) return 'bad_signature'
+    return this.acceptTimestamp(data, sigOff, sysid, compid)
+  }
+
+  /** @internal Whether the signature of the signed frame at `start` (link id at `sigOff`) matches the key. */
+  signatureMatches(data: Uint8Array, start: number, sigOff: number): boolean {
     const digest = this.digest(data, start, sigOff + 7)
-    for (let k = 0; k < 6; k++) if (digest[k] !== data[sigOff + 7 + k]) return 'bad_signature'
+    for (let k = 0; k < 6; k++) if (digest[k] !== data[sigOff + 7 + k]) return false
+    return true
+  }
+
+  /**
+   * @internal The checks of {@link verify} after the signature's (done
+   * elsewhere, e.g. natively): timestamp against the stream's last and the
+   * local one; records the stream's timestamp when accepted.
+   */
+  acceptTimestamp(data: Uint8Array, sigOff: number, sysid: number, compid: number): SigningRejectReason | null {
     const linkId = data[sigOff]
     const ts = readTimestamp(data, sigOff + 1)
     const stream = sysid | (compid << 8) | (linkId << 16)
     const last = this.streams.get(stream)
-    const local = this.clock.now()
+    // the local timestamp (a clock read) only when a check needs it: a frame
+    // of a known stream not ahead of clock.floor() (<= now()) by the future
+    // bound passes that check whatever now() is
+    let local = -1
     if (last !== undefined) {
       if (ts <= last) return 'replay'
-    } else if (ts + NEW_STREAM_WINDOW < local) return 'stale_timestamp'
-    if (ts > local + this.futureUnits) return 'future_timestamp'
+    } else {
+      local = this.clock.now()
+      if (ts + NEW_STREAM_WINDOW < local) return 'stale_timestamp'
+    }
+    if (ts > this.clock.floor() + this.futureUnits) {
+      if (local < 0) local = this.clock.now()
+      if (ts > local + this.futureUnits) return 'future_timestamp'
+    }
     if (last === undefined && this.streams.size >= this.maxStreams) return 'stream_limit'
     this.streams.set(stream, ts)
     this.clock.observe(ts)
