@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll } from 'vitest'
 import { splitAccessUnits } from '../lib/video/annexb.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
-import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/video.js'
+import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/rtp-send.js'
 import { generateSdp } from '../lib/video/sdp.js'
 
 const W = 640

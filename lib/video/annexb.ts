@@ -7,8 +7,8 @@
  * copied, so the views are valid as long as the caller keeps the input.
  */
 
-/** The two codecs onbus packetises. */
-export type VideoCodec = 'h264' | 'h265'
+import type { VideoCodec } from './types.js'
+export type { VideoCodec } from './types.js'
 
 /** H.264 NAL unit types (ITU-T H.264 Table 7-1) used here. */
 export const H264_NAL = { SLICE: 1, IDR: 5, SEI: 6, SPS: 7, PPS: 8, AUD: 9, STAP_A: 24, FU_A: 28 } as const

@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net'
 import { H264_NAL, H265_NAL, nalType, type VideoCodec } from './annexb.js'
+import { Rtp, RTP_VIDEO_CLOCK_RATE } from './types.js'
 
 /** Parameter sets of a stream (NAL units without start codes). */
 export interface ParameterSets {
@@ -53,8 +54,8 @@ export function h264ProfileLevelId(sps: Uint8Array): string {
  * writeFileSync('stream.sdp', generateSdp({ codec: 'h264', address: '127.0.0.1', port: 5004, parameterSets: sender.parameterSets() }))
  */
 export function generateSdp(o: SdpOptions): string {
-  const pt = o.payloadType ?? 96
-  const clock = o.clockRate ?? 90000
+  const pt = o.payloadType ?? Rtp.DEFAULT_PT[o.codec]
+  const clock = o.clockRate ?? RTP_VIDEO_CLOCK_RATE
   const ps = o.parameterSets ?? {}
   const sid = o.sessionId ?? Math.floor(Date.now() / 1000)
   const lines = [

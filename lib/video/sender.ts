@@ -17,6 +17,7 @@ import { invalidArgType, invalidArgValue, onbusError } from '../errors.js'
 import { validateInt, validatePort, validateString } from '../util/validate.js'
 import { whenAborted } from '../util/abort.js'
 import { now } from '../time.js'
+import { Rtp, RTP_VIDEO_CLOCK_RATE } from './types.js'
 import { isKeyframeNal, isParameterSet, nalType, splitNals, type VideoCodec } from './annexb.js'
 import { MIN_MTU, newPacketizeCounters, packetize, RTP_HEADER_SIZE, type AggregateMode } from './packetize.js'
 import { collectParameterSets, generateSdp, type ParameterSets } from './sdp.js'
@@ -48,7 +49,7 @@ export interface RtpSenderOptions {
   /** Destination RTP port; RTCP goes to `rtcpPort` (default `port + 1`). */
   port: number
   codec: VideoCodec
-  /** Dynamic payload type, 96–127. Default 96. */
+  /** Payload type. Default 96 (H.264) / 97 (H.265), `Rtp.DEFAULT_PT` in lib/video/types.ts. */
   payloadType?: number
   /** Largest RTP packet in bytes (header + payload). Default 1400, as `rtph264pay`. */
   mtu?: number
@@ -214,8 +215,8 @@ export class RtpSender extends EventEmitter {
     this.codec = o.codec
     this.host = o.host
     this.port = o.port
-    this.payloadType = o.payloadType ?? 96
-    this.clockRate = o.clockRate ?? 90000
+    this.payloadType = o.payloadType ?? Rtp.DEFAULT_PT[o.codec]
+    this.clockRate = o.clockRate ?? RTP_VIDEO_CLOCK_RATE
     this.mtu = o.mtu ?? DEFAULT_MTU
     const rnd = randomBytes(10)
     this.ssrc = (o.ssrc ?? rnd.readUInt32BE(0)) >>> 0

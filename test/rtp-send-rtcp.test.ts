@@ -1,0 +1,150 @@
+// RTCP of the RtpSender: sender reports checked against the RTP packets that
+// actually arrived (counts, octets, NTP ↔ RTP mapping), BYE on close,
+// PLI/FIR → 'keyframe-request', malformed RTCP counted, and receiver reports
+// from a real peer (GStreamer rtpbin) with a round-trip time that proves the
+// peer parsed our SRs.
+import { describe, it, expect, afterEach } from 'vitest'
+import { createSocket } from 'node:dgram'
+import { createUdpLink, type UdpLink } from '../lib/links/udp/index.js'
+import { createRtpSender, type RtpSender, type ReceiverReportInfo } from '../lib/video/sender.js'
+import { buildFir, buildPli, nsFromNtp, parseRtcp, type RtcpPacket, type SenderReport } from '../lib/video/rtcp.js'
+import { splitAccessUnits } from '../lib/video/annexb.js'
+import { skipUnderEmulator } from './helpers/emulator.js'
+import { encodeClip, freePortPair, missingGst, skipReason, startPeer, tempDir, udpPortBound, until, type Peer } from './helpers/rtp-send.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const closers: (() => unknown)[] = []
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c()
+})
+
+function frame(i: number): Buffer {
+  // A syntactically plausible H.264 AU: non-IDR slice header byte, payload of 3000 bytes.
+  const b = Buffer.alloc(3004, i & 0xff)
+  b.writeUInt32BE(1, 0)
+  b[4] = 0x41
+  return b
+}
+
+describe('RtpSender RTCP', () => {
+  it('sender reports match what arrived: packet and octet counts, NTP time, RTP timestamp mapping, CNAME; BYE on close', async () => {
+    const port = await freePortPair()
+    const rtp = createUdpLink({ port })
+    const rtcp = createUdpLink({ port: port + 1 })
+    closers.push(() => rtp.close(), () => rtcp.close())
+    let packets = 0
+    let octets = 0
+    let lastTs = 0
+    let lastTsAt = 0n
+    rtp.onBatch((b) => {
+      for (let i = 0; i < b.length; i++) {
+        const v = b.view(i)
+        packets++
+        octets += v.length - 12
+        lastTs = new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(4)
+        lastTsAt = process.hrtime.bigint()
+      }
+    })
+    const reports: { sr: SenderReport; packetsThen: number; octetsThen: number; ts: number; tsAt: bigint; at: bigint; wall: number }[] = []
+    const all: RtcpPacket[] = []
+    rtcp.onBatch((b) => {
+      for (let i = 0; i < b.length; i++) {
+        const { packets: ps, error } = parseRtcp(b.view(i))
+        expect(error).toBeUndefined()
+        all.push(...ps)
+        for (const p of ps) if (p.type === 'sr') reports.push({ sr: p, packetsThen: packets, octetsThen: octets, ts: lastTs, tsAt: lastTsAt, at: process.hrtime.bigint(), wall: Date.now() })
+      }
+    })
+    const tx = createRtpSender({ host: '127.0.0.1', port, codec: 'h264', mtu: 1200, rtcp: { intervalMs: 200, cname: 'cam0@test' } })
+    for (let i = 0; i < 40; i++) {
+      tx.sendFrame(frame(i)) // RTP timestamps from the sender's clock
+      await sleep(25)
+    }
+    await until(() => reports.length >= 3, 10_000)
+    const st = tx.stats()
+    await new Promise<void>((r) => tx.close(r))
+    await until(() => all.some((p) => p.type === 'bye'), 5000)
+
+    expect(reports.length).toBeGreaterThanOrEqual(3)
+    for (const r of reports) {
+      expect(r.sr.ssrc).toBe(tx.ssrc)
+      // Loopback loses nothing here: what the SR counts is what had arrived before it (RTP and RTCP are separate sockets, so allow the in-flight frame).
+      expect(r.sr.packetCount).toBeGreaterThanOrEqual(r.packetsThen)
+      expect(r.sr.packetCount - r.packetsThen).toBeLessThanOrEqual(3)
+      expect(r.sr.octetCount).toBeGreaterThanOrEqual(r.octetsThen)
+      expect(Math.abs(Number(nsFromNtp(r.sr.ntpSec, r.sr.ntpFrac) / 1_000_000n) - r.wall)).toBeLessThan(2000)
+      if (r.packetsThen === 0) continue // the first SR follows the first frame at once: no timestamp seen yet to compare
+      // The SR's RTP time is the last frame's timestamp advanced by the time since (90 kHz), within 0.5 s.
+      const expected = r.ts + (Number(r.at - r.tsAt) / 1e9) * 90000
+      const diff = ((r.sr.rtpTimestamp - expected) % 2 ** 32 + 2 ** 32 + 2 ** 31) % 2 ** 32 - 2 ** 31
+      expect(Math.abs(diff)).toBeLessThan(45000)
+    }
+    const last = all.filter((p): p is SenderReport => p.type === 'sr').at(-1)!
+    expect(last.packetCount).toBe(packets)
+    expect(last.octetCount).toBe(octets)
+    expect(st.payloadOctets).toBe(octets)
+    expect(all.some((p) => p.type === 'sdes' && p.chunks[0].cname === 'cam0@test')).toBe(true)
+    expect(all.some((p) => p.type === 'bye' && p.ssrcs[0] === tx.ssrc)).toBe(true)
+  })
+
+  it("PLI and FIR from a receiver become 'keyframe-request'; a repeated FIR is one request; garbage is counted", async () => {
+    const port = await freePortPair()
+    const tx = createRtpSender({ host: '127.0.0.1', port, codec: 'h264' })
+    closers.push(() => new Promise<void>((r) => tx.close(r)))
+    const reqs: unknown[] = []
+    tx.on('keyframe-request', (r) => reqs.push(r))
+    const peer = createSocket('udp4')
+    closers.push(() => peer.close())
+    const target = tx.address().port + 1
+    const send = (b: Uint8Array) => new Promise<void>((r) => peer.send(b, target, '127.0.0.1', () => r()))
+    await send(buildPli(0x1234, tx.ssrc))
+    await send(buildFir(0x1234, tx.ssrc, 7))
+    await send(buildFir(0x1234, tx.ssrc, 7)) // retransmission of the same request
+    await send(buildPli(0x1234, tx.ssrc ^ 1)) // another stream's
+    await send(Buffer.from([0x80, 0xc9, 0x00, 0x09, 1, 2, 3, 4])) // RR claiming 40 bytes in 8
+    await send(Buffer.from('hello world!'))
+    await until(() => Object.values(tx.stats().rtcpRejected).reduce((a, b) => a + b, 0) >= 2, 5000)
+    expect(reqs).toEqual([
+      { reason: 'pli', from: 0x1234 },
+      { reason: 'fir', from: 0x1234 },
+    ])
+    expect(tx.stats().keyframeRequests).toBe(2)
+    expect(tx.stats().rtcpRejected).toEqual({ length: 1, 'not-rtcp': 1 })
+  })
+})
+
+const gstWhy = missingGst(['x264enc', 'rtpbin', 'udpsrc', 'udpsink', 'rtph264depay', 'avdec_h264'])
+describe.skipIf(skipUnderEmulator('speed') || skipReason(gstWhy))('RtpSender ↔ GStreamer rtpbin', () => {
+  it('gets receiver reports whose LSR/DLSR give a round-trip time (the peer used our SRs)', async () => {
+    const dir = tempDir()
+    const aus = splitAccessUnits(encodeClip({ codec: 'h264', width: 320, height: 240, frames: 150, dir }), 'h264')
+    const port = await freePortPair()
+    const tx: RtpSender = createRtpSender({ host: '127.0.0.1', port, codec: 'h264', rtcp: { intervalMs: 500 } })
+    closers.push(() => new Promise<void>((r) => tx.close(r)))
+    const rrs: ReceiverReportInfo[] = []
+    tx.on('receiver-report', (r) => rrs.push(r))
+    const peer: Peer = startPeer('gst-launch-1.0', [
+      'rtpbin', 'name=rb',
+      'udpsrc', 'address=127.0.0.1', `port=${port}`, 'caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96',
+      '!', 'rb.recv_rtp_sink_0',
+      'rb.', '!', 'rtph264depay', '!', 'avdec_h264', '!', 'fakesink', 'sync=false',
+      'udpsrc', 'address=127.0.0.1', `port=${port + 1}`, '!', 'rb.recv_rtcp_sink_0',
+      'rb.send_rtcp_src_0', '!', 'udpsink', 'host=127.0.0.1', `port=${tx.address().port + 1}`, 'sync=false', 'async=false',
+    ])
+    closers.push(() => peer.stop(3000))
+    expect(await until(() => udpPortBound(port + 1) || peer.child.exitCode !== null, 20_000)).toBe(true)
+    await sleep(300)
+    for (let i = 0; i < aus.length && !rrs.some((r) => r.rttMs !== undefined); i++) {
+      tx.sendFrame(aus[i % aus.length], { ptsUs: i * 33_333 })
+      await sleep(33)
+    }
+    await until(() => rrs.some((r) => r.rttMs !== undefined), 10_000)
+    const withRtt = rrs.find((r) => r.rttMs !== undefined)
+    expect(withRtt, peer.output()).toBeDefined()
+    expect(withRtt!.rttMs!).toBeGreaterThanOrEqual(0)
+    expect(withRtt!.rttMs!).toBeLessThan(1000) // loopback
+    // Nothing is lost on loopback. rtpsession may report -1 (RFC 3550 allows negative: its expected count starts one packet late after probation).
+    expect(withRtt!.cumulativeLost).toBeLessThanOrEqual(0)
+    expect(tx.stats().receiverReports).toBeGreaterThan(0)
+  }, 60_000)
+})
