@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "ipc_socket.h"
+#include "rtp/rtp_receiver.h"
 #include "stream_server.h"
 #include "stream_socket.h"
 #include "udp_socket.h"
@@ -20,6 +21,7 @@ OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("StreamSocket", StreamSocket::Init(env)),
                            InstanceValue("StreamServer", StreamServer::Init(env)),
                            InstanceValue("IpcSocket", IpcSocket::Init(env)),
+                           InstanceValue("RtpReceiver", RtpReceiver::Init(env)),
                        });
 }
 

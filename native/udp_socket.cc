@@ -15,23 +15,9 @@
 
 #include "addon.h"
 #include "util/call_js.h"
+#include "util/rx_stamps.h"
 #include "util/sockaddr.h"
 
-#ifndef SO_TIMESTAMPING_OLD
-#define SO_TIMESTAMPING_OLD 37
-#endif
-#ifndef SO_TIMESTAMPING_NEW
-#define SO_TIMESTAMPING_NEW 65
-#endif
-#ifndef SO_TIMESTAMPNS_OLD
-#define SO_TIMESTAMPNS_OLD 35
-#endif
-#ifndef SO_TIMESTAMPNS_NEW
-#define SO_TIMESTAMPNS_NEW 64
-#endif
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -44,6 +30,8 @@
 
 namespace onbus {
 
+static_assert(kStampSw == kFlagSwStamp && kStampHw == kFlagHwStamp, "ReadStamps returns MetaFlag bits");
+
 namespace {
 
 constexpr unsigned kRxBatch = 64;      // messages per recvmmsg call
@@ -53,17 +41,6 @@ constexpr unsigned kTxBatch = 64;      // msghdrs per sendmmsg call
 constexpr unsigned kGroMaxSegs = 64;   // UDP_GRO never coalesces more
 constexpr size_t kCtrlSize = 256;      // timestamping + overflow + GRO cmsgs
 
-// Kernel layouts, spelled out so that 32-bit builds read 64-bit times whatever
-// the libc's time_t (SO_TIMESTAMPING_NEW always uses __kernel_timespec).
-struct KernelTs64 {
-  int64_t sec;
-  int64_t nsec;
-};
-struct KernelTs32 {
-  int32_t sec;
-  int32_t nsec;
-};
-
 int SetInt(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
 }
@@ -71,32 +48,6 @@ int SetInt(int fd, int level, int name, int value) {
 int GetInt(int fd, int level, int name, int* value) {
   socklen_t len = sizeof(*value);
   return getsockopt(fd, level, name, value, &len) == 0 ? 0 : -errno;
-}
-
-// Reads the stamps of one control message into (sec, nsec) pairs; returns the
-// MetaFlag bits for what it found. Handles the 64-bit (NEW) layout and the
-// legacy one, whose size tells whether time_t is 32 or 64 bits.
-uint32_t ReadStamps(const cmsghdr* c, KernelTs64 out[3]) {
-  const unsigned char* data = CMSG_DATA(c);
-  size_t len = c->cmsg_len - CMSG_LEN(0);
-  if (c->cmsg_type == SO_TIMESTAMPING_NEW || len >= 3 * sizeof(KernelTs64)) {
-    if (len < 3 * sizeof(KernelTs64)) return 0;
-    memcpy(out, data, 3 * sizeof(KernelTs64));
-  } else {
-    if (len < 3 * sizeof(KernelTs32)) return 0;
-    KernelTs32 t[3];
-    memcpy(t, data, sizeof(t));
-    for (int i = 0; i < 3; i++) out[i] = {t[i].sec, t[i].nsec};
-  }
-  uint32_t flags = 0;
-  if (out[0].sec != 0 || out[0].nsec != 0) flags |= kFlagSwStamp;
-  if (out[2].sec != 0 || out[2].nsec != 0) flags |= kFlagHwStamp;
-  return flags;
-}
-
-bool IsStampCmsg(const cmsghdr* c) {
-  return c->cmsg_level == SOL_SOCKET &&
-         (c->cmsg_type == SO_TIMESTAMPING_NEW || c->cmsg_type == SO_TIMESTAMPING_OLD);
 }
 
 }  // namespace
