@@ -8,14 +8,9 @@
  */
 import { isIP } from 'node:net'
 import { H264_NAL, H265_NAL, nalType, type VideoCodec } from './annexb.js'
-import { Rtp, RTP_VIDEO_CLOCK_RATE } from './types.js'
+import { Rtp, RTP_VIDEO_CLOCK_RATE, type ParameterSets } from './types.js'
 
-/** Parameter sets of a stream (NAL units without start codes). */
-export interface ParameterSets {
-  vps?: Uint8Array
-  sps?: Uint8Array
-  pps?: Uint8Array
-}
+export type { ParameterSets } from './types.js'
 
 export interface SdpOptions {
   codec: VideoCodec

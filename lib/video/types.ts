@@ -105,3 +105,10 @@ export interface FrameMeta {
   lastSeq: number
   packets: number
 }
+
+/** Parameter sets of a stream: NAL units with their header, without start code (VPS is H.265 only). */
+export interface ParameterSets {
+  vps?: Uint8Array
+  sps?: Uint8Array
+  pps?: Uint8Array
+}
