@@ -139,7 +139,11 @@ export class ImpairRelay extends EventEmitter {
     const loop = family === 6 ? '::1' : '127.0.0.1'
     this.inLink = createUdpLink({ address: opts.listen?.address ?? loop, port: opts.listen?.port ?? 0, timestamps: false, rcvBuf: 8 << 20 })
     this.outLink = createUdpLink({ address: family === 6 ? '::' : '0.0.0.0', family, port: 0, timestamps: false, rxSlots: 256 })
-    const onErr = (e: Error) => this.emit('error', e)
+    // Counted; re-emitted only when someone listens, so a rig's relay never dies of a send error.
+    const onErr = (e: Error) => {
+      this.c.sendErrors++
+      if (this.listenerCount('error') > 0) this.emit('error', e)
+    }
     this.inLink.on('error', onErr)
     this.outLink.on('error', onErr)
     this.inLink.onBatch((b) => {

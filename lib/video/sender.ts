@@ -112,7 +112,10 @@ export interface RtpSenderStats {
   queuedPackets: number
   /** sendmmsg calls made by the RTP link. */
   sendCalls: number
+  /** Datagrams (RTP and RTCP) the kernel refused. */
   sendErrors: number
+  /** Send or socket errors reported (as `'error'` events when there is a listener). */
+  errors: number
   senderReports: number
   rtcpReceived: number
   /** Malformed or foreign RTCP, per reason. */
@@ -198,7 +201,7 @@ export class RtpSender extends EventEmitter {
     payloadOctets: 0,
     bytesSent: 0,
     parameterSetsInserted: 0,
-    sendErrors: 0,
+    errorEvents: 0,
     senderReports: 0,
     rtcpReceived: 0,
     rtcpRejected: {} as Record<string, number>,
@@ -274,7 +277,7 @@ export class RtpSender extends EventEmitter {
     if (!link) throw onbusError('ERR_ONBUS_RTP_BIND', 'could not bind an RTP/RTCP port pair')
     this.link = link
     this.rtcpLink = rtcpLink
-    const onErr = (err: Error) => this.emit('error', err)
+    const onErr = (err: Error) => this.fail(err)
     link.on('error', onErr)
     link.onBatch((b) => this.onRtcpBatch(b))
     if (rtcpLink) {
@@ -394,10 +397,7 @@ export class RtpSender extends EventEmitter {
   private transmit(pkts: Buffer[]): boolean {
     const dest = { port: this.port, address: this.host }
     const cb = (err: Error | null) => {
-      if (err) {
-        this.s.sendErrors++
-        this.emit('error', err)
-      }
+      if (err) this.fail(err)
     }
     if (!this.gso || pkts.length < 2) return this.link.sendBatch(pkts, dest, cb)
     let first = 0
@@ -480,9 +480,15 @@ export class RtpSender extends EventEmitter {
     if (this.closed || !this.rtcpLink) return
     const compound = Buffer.concat([this.buildSr(), buildSdesCname(this.ssrc, this.cname)])
     this.rtcpLink.send(compound, this.rtcpPort, this.host, (err) => {
-      if (err) this.s.sendErrors++
+      if (err) this.fail(err)
     })
     this.s.senderReports++
+  }
+
+  /** A send or socket error: counted (the links count failed datagrams); `'error'` only when someone listens, so a local send failure never takes the process down. */
+  private fail(err: Error): void {
+    this.s.errorEvents++
+    if (this.listenerCount('error') > 0) this.emit('error', err)
   }
 
   private reject(reason: string): void {
@@ -576,7 +582,8 @@ export class RtpSender extends EventEmitter {
       parameterSetsInserted: this.s.parameterSetsInserted,
       queuedPackets: this.queue.length - this.queueHead + l.txQueued,
       sendCalls: l.txCalls,
-      sendErrors: this.s.sendErrors + l.txErrors,
+      sendErrors: l.txErrors + (this.rtcpLink?.stats().txErrors ?? 0),
+      errors: this.s.errorEvents,
       senderReports: this.s.senderReports,
       rtcpReceived: this.s.rtcpReceived,
       rtcpRejected: { ...this.s.rtcpRejected },
