@@ -115,6 +115,8 @@ export interface RtpReceiverStats {
   oversizeFrames: number
   tooLargePackets: number
   truncatedDatagrams: number
+  /** Receive errors other than EAGAIN (each also emitted as `'error'`). */
+  rxErrors: number
   sequenceResets: number
   rtcpPackets: number
   senderReports: number
@@ -444,6 +446,7 @@ export class RtpReceiver extends EventEmitter {
       kernelDrops: s[20],
       framesDropped: s[21],
       truncatedDatagrams: s[22],
+      rxErrors: s[23],
       receiverReportsSent: s[24],
       pliSent: s[25],
       firSent: s[26],
