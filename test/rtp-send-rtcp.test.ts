@@ -10,6 +10,7 @@ import { createRtpSender, type RtpSender, type ReceiverReportInfo } from '../lib
 import { buildFir, buildPli, nsFromNtp, parseRtcp, type RtcpPacket, type SenderReport } from '../lib/video/rtcp.js'
 import { splitAccessUnits } from '../lib/video/annexb.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
+import { createImpairRelay } from '../lib/testing/impair.js'
 import { encodeClip, freePortPair, missingGst, skipReason, startPeer, tempDir, udpPortBound, until, type Peer } from './helpers/rtp-send.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -146,5 +147,39 @@ describe.skipIf(skipUnderEmulator('speed') || skipReason(gstWhy))('RtpSender ↔
     // Nothing is lost on loopback. rtpsession may report -1 (RFC 3550 allows negative: its expected count starts one packet late after probation).
     expect(withRtt!.cumulativeLost).toBeLessThanOrEqual(0)
     expect(tx.stats().receiverReports).toBeGreaterThan(0)
+  }, 60_000)
+})
+
+describe.skipIf(skipUnderEmulator('speed') || skipReason(gstWhy))('RtpSender ← GStreamer PLI', () => {
+  it("a real receiver's PLI after loss (rtpbin AVPF, rtph264depay request-keyframe) becomes 'keyframe-request'", async () => {
+    const dir = tempDir()
+    const aus = splitAccessUnits(encodeClip({ codec: 'h264', width: 320, height: 240, frames: 300, keyInt: 300, dir }), 'h264')
+    const port = await freePortPair()
+    // RTP through a lossy relay, RTCP direct.
+    const relay = createImpairRelay({ forward: { host: '127.0.0.1', port }, loss: 0.05, seed: 11 })
+    closers.push(() => new Promise<void>((r) => relay.close(r)))
+    const tx: RtpSender = createRtpSender({ host: '127.0.0.1', port: relay.address().port, codec: 'h264', rtcp: { port: port + 1, intervalMs: 500 } })
+    closers.push(() => new Promise<void>((r) => tx.close(r)))
+    const reqs: unknown[] = []
+    tx.on('keyframe-request', (r) => reqs.push(r))
+    const peer: Peer = startPeer('gst-launch-1.0', [
+      'rtpbin', 'name=rb', 'rtp-profile=avpf',
+      'udpsrc', 'address=127.0.0.1', `port=${port}`, 'caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96,rtcp-fb-nack-pli=(boolean)true',
+      '!', 'rb.recv_rtp_sink_0',
+      'rb.', '!', 'rtph264depay', 'request-keyframe=true', '!', 'avdec_h264', '!', 'fakesink', 'sync=false',
+      'udpsrc', 'address=127.0.0.1', `port=${port + 1}`, '!', 'rb.recv_rtcp_sink_0',
+      'rb.send_rtcp_src_0', '!', 'udpsink', 'host=127.0.0.1', `port=${tx.address().port + 1}`, 'sync=false', 'async=false',
+    ])
+    closers.push(() => peer.stop(3000))
+    expect(await until(() => udpPortBound(port + 1) || peer.child.exitCode !== null, 20_000)).toBe(true)
+    await sleep(300)
+    for (let i = 0; i < aus.length && reqs.length === 0; i++) {
+      tx.sendFrame(aus[i], { ptsUs: i * 33_333 })
+      await sleep(33)
+    }
+    await until(() => reqs.length > 0, 5000)
+    expect(relay.counters().dropped).toBeGreaterThan(0)
+    expect(reqs.length, peer.output()).toBeGreaterThan(0)
+    expect(reqs[0]).toMatchObject({ reason: 'pli' })
   }, 60_000)
 })
