@@ -152,25 +152,29 @@ export function clipParameterSets(aus: Uint8Array[][], codec: 'h264' | 'h265'): 
  * the peer wrote every frame (or went quiet), stops it and counts frames.
  */
 export async function sendThrough(o: {
-  peer: (port: number, out: string, dir: string, sdp: (s: RtpSender | undefined) => void) => Peer
+  peer: (port: number, out: string, dir: string) => Peer
   aus: Uint8Array[][]
   width: number
   height: number
   dir: string
   fps?: number
   sender: Omit<RtpSenderOptions, 'host' | 'port'>
+  /** Route RTP through something (a relay): gets the peer's port, returns the port to send to. RTCP still goes to the peer's port + 1. */
+  via?: (port: number) => number
   /** Called with the sender before the first frame (attach listeners). */
   onSender?: (s: RtpSender) => void
 }): Promise<SendRun> {
   const port = await freePortPair()
   const out = join(o.dir, `out-${port}.yuv`)
   const frameSize = (o.width * o.height * 3) / 2
-  const peer = o.peer(port, out, o.dir, () => {})
+  const peer = o.peer(port, out, o.dir)
   try {
     if (!(await until(() => udpPortBound(port) || peer.child.exitCode !== null, 20_000))) throw new Error(`peer never bound port ${port}: ${peer.output()}`)
     if (peer.child.exitCode !== null) throw new Error(`peer exited: ${peer.output()}`)
     await sleep(300) // bound is not yet PLAYING: give the pipeline a moment
-    const sender = createRtpSender({ host: '127.0.0.1', port, ...o.sender })
+    const sender = o.via
+      ? createRtpSender({ host: '127.0.0.1', port: o.via(port), rtcp: { port: port + 1 }, ...o.sender })
+      : createRtpSender({ host: '127.0.0.1', port, ...o.sender })
     o.onSender?.(sender)
     const interval = 1000 / (o.fps ?? 30)
     const t0 = performance.now()
