@@ -16,6 +16,7 @@ import {
   replayCapture,
   startCapture,
   writeCapture,
+  main as captureCli,
 } from '../lib/video/capture.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
 import { fileSize, freePortPair, gstReceiver, missingGst, skipReason, tempDir, udpPortBound, until } from './helpers/rtp-send.js'
@@ -74,6 +75,36 @@ describe('capture format', () => {
     expect(r.durationMs).toBeGreaterThanOrEqual(span * 0.9)
     await until(() => got.length === 100, 5000)
     expect(got.map((b) => b.toString('hex'))).toEqual(readCapture(path).packets.map((p) => Buffer.from(p.data).toString('hex')))
+  })
+})
+
+describe('capture command line', () => {
+  it('record until idle, then replay to a port', async () => {
+    const dir = tempDir()
+    const out = join(dir, 'cli.rtpcap')
+    const port = await freePortPair()
+    const log: string[] = []
+    const orig = console.log
+    console.log = (x: string) => log.push(x)
+    try {
+      const recording = captureCli(['record', '--port', String(port), '--out', out, '--idle', '300'])
+      const src = createUdpLink({ receive: false })
+      closers.push(() => src.close())
+      src.sendBatch(Array.from({ length: 10 }, (_, i) => Buffer.from(`pkt${i}`)), { port, address: '127.0.0.1' })
+      expect(await recording).toBe(0)
+      expect(readCapture(out).packets.map((p) => p.data.toString())).toEqual(Array.from({ length: 10 }, (_, i) => `pkt${i}`))
+      const dst = createUdpLink()
+      closers.push(() => dst.close())
+      const got: string[] = []
+      dst.onBatch((b) => got.push(...b.copyAll().map(String)))
+      expect(await captureCli(['replay', out, '--to', `127.0.0.1:${dst.address().port}`])).toBe(0)
+      await until(() => got.length === 10, 5000)
+      expect(got.length).toBe(10)
+      expect(await captureCli(['bogus'])).toBe(2)
+    } finally {
+      console.log = orig
+    }
+    expect(JSON.parse(log[0])).toEqual({ recording: port })
   })
 })
 

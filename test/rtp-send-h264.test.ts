@@ -35,6 +35,7 @@ describe.skipIf(slow || skipReason(gstWhy))('RtpSender H.264 → GStreamer', () 
       expect(r.sender.aggregationPackets).toBeGreaterThan(0) // SPS+PPS ahead of each IDR
       // One sendBatch per frame (two when a STAP-A precedes a GSO run): far fewer calls than packets.
       expect(r.sender.sendCalls).toBeLessThan(r.sender.packetsSent / 2)
+      expect(r.sender.sendCalls).toBeLessThanOrEqual(2 * N + 2)
     }, 60_000)
   }
 

@@ -14,12 +14,19 @@
  * timestamps instead (see {@link recordGstStream}): all packets of a frame
  * at the frame's time plus 10 µs per packet, i.e. the burst a live encoder
  * emits per frame. Replay only uses differences between times.
+ *
+ * Command line:
+ *
+ *     node dist/lib/video/capture.js record --port 5004 --out clip.rtpcap [--address 127.0.0.1] [--idle 2000] [--duration 10000]
+ *     node dist/lib/video/capture.js replay clip.rtpcap --to 127.0.0.1:5004 [--speed 1]
  */
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isIP } from 'node:net'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
 import { createUdpLink, type UdpLink } from '../links/udp/index.js'
 import { invalidArgValue, onbusError } from '../errors.js'
 import { now } from '../time.js'
@@ -316,3 +323,47 @@ export async function recordGstStream(o: GstStreamOptions): Promise<string> {
   }
   return path
 }
+
+/** The command line tool (see the file comment). Resolves with the exit code. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      address: { type: 'string' },
+      out: { type: 'string' },
+      idle: { type: 'string' },
+      duration: { type: 'string' },
+      to: { type: 'string' },
+      speed: { type: 'string' },
+    },
+  })
+  const [cmd, file] = positionals
+  if (cmd === 'record' && values.port !== undefined && values.out) {
+    const ac = new AbortController()
+    process.once('SIGINT', () => ac.abort())
+    const rec = startCapture({
+      port: Number(values.port),
+      address: values.address,
+      idleMs: values.idle !== undefined ? Number(values.idle) : undefined,
+      durationMs: values.duration !== undefined ? Number(values.duration) : undefined,
+      signal: ac.signal,
+    })
+    console.log(JSON.stringify({ recording: rec.port }))
+    const { packets, kernelDrops } = await rec.done
+    writeCapture(values.out, packets)
+    console.log(JSON.stringify({ packets: packets.length, kernelDrops, out: values.out }))
+    return 0
+  }
+  if (cmd === 'replay' && file && values.to) {
+    const i = values.to.lastIndexOf(':')
+    const r = await replayCapture(file, { host: values.to.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(values.to.slice(i + 1)), speed: values.speed ? Number(values.speed) : 1 })
+    console.log(JSON.stringify(r))
+    return 0
+  }
+  console.error('usage: capture.js record --port P --out FILE [--address A] [--idle MS] [--duration MS]\n       capture.js replay FILE --to HOST:PORT [--speed X]')
+  return 2
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main().then((code) => (process.exitCode = code))
