@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll } from 'vitest'
 import { splitAccessUnits } from '../lib/video/annexb.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
-import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/rtp-send.js'
+import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, gstSdpReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/rtp-send.js'
 import { generateSdp } from '../lib/video/sdp.js'
 
 const W = 640
@@ -48,6 +48,18 @@ describe.skipIf(slow || skipReason(gstWhy))('RtpSender H.264 → GStreamer', () 
     const r = await sendThrough({ peer: gstReceiver('h264'), aus, width: W, height: H, dir, sender: { codec: 'h264', pacing: { bitrate: 50_000_000 } } })
     expect(r.decoded, r.peerOutput).toBe(N)
     expect(r.sender.framesDropped).toBe(0)
+  }, 60_000)
+})
+
+const sdpWhy = gstWhy ?? missingGst(['sdpdemux', 'filesrc'])
+describe.skipIf(slow || skipReason(sdpWhy))('RtpSender H.264 → GStreamer sdpdemux', () => {
+  it('every frame decodes with the pipeline built from the generated SDP', async () => {
+    const dir = tempDir()
+    const aus = splitAccessUnits(encodeClip({ codec: 'h264', width: W, height: H, frames: N, dir }), 'h264')
+    const ps = clipParameterSets(aus, 'h264')
+    const sdp = (port: number) => generateSdp({ codec: 'h264', address: '127.0.0.1', port, parameterSets: ps })
+    const r = await sendThrough({ peer: gstSdpReceiver('h264', sdp), aus, width: W, height: H, dir, sender: { codec: 'h264', parameterSets: ps } })
+    expect(r.decoded, r.peerOutput).toBe(N)
   }, 60_000)
 })
 

@@ -233,3 +233,18 @@ export function ffmpegReceiver(sdpText: (port: number) => string): (port: number
     ])
   }
 }
+
+/** GStreamer reading the sender's SDP (sdpdemux sets up udpsrc and rtpbin from it); writes raw I420 frames. */
+export function gstSdpReceiver(codec: 'h264' | 'h265', sdpText: (port: number) => string): (port: number, out: string, dir: string) => Peer {
+  return (port, out, dir) => {
+    const sdpPath = join(dir, `gst-${port}.sdp`)
+    writeFileSync(sdpPath, sdpText(port))
+    return startPeer('gst-launch-1.0', [
+      '-e',
+      'filesrc', `location=${sdpPath}`, '!', 'sdpdemux', 'latency=500',
+      '!', `rtp${codec}depay`, '!', `avdec_${codec}`,
+      '!', 'videoconvert', '!', 'video/x-raw,format=I420',
+      '!', 'filesink', `location=${out}`,
+    ])
+  }
+}
