@@ -21,7 +21,7 @@ describe('simulated camera', () => {
   it('loads the committed clip (small, starts with a keyframe) and serves PLI with the next keyframe', async () => {
     expect(statSync(DEFAULT_CAMERA_CLIP).size).toBeLessThan(300 * 1024)
     const port = await freePortPair()
-    const cam: SimCamera = createSimCamera({ host: '127.0.0.1', port, autostart: false })
+    const cam: SimCamera = createSimCamera({ host: '127.0.0.1', port, fps: 10, autostart: false }) // slow: the PLI must land before frame 30 even on a loaded machine
     closers.push(() => new Promise<void>((r) => cam.close(r)))
     expect(cam.frames.length).toBe(60)
     const key = (i: number) => cam.frames[i].some((n) => isKeyframeNal(nalType(n, 'h264'), 'h264'))
