@@ -2,12 +2,17 @@
 // (close idempotent, AbortSignal, send after close), IPv6, pacing spreading a
 // frame over time, and the bounded pacing queue dropping whole frames.
 import { describe, it, expect, afterEach } from 'vitest'
+import { networkInterfaces } from 'node:os'
 import { createUdpLink } from '../lib/links/udp/index.js'
 import { createRtpSender } from '../lib/video/sender.js'
 import { parseRtcp } from '../lib/video/rtcp.js'
 import { hasIpv6Loopback } from './helpers/net.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
 import { freePortPair, until } from './helpers/rtp-send.js'
+
+const ifaceV4 = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)
+const noIface = !ifaceV4
+if (noIface) console.warn('skipping the route-source test: no non-loopback IPv4 interface')
 
 const closers: (() => unknown)[] = []
 afterEach(async () => {
@@ -49,6 +54,12 @@ describe('RtpSender API', () => {
     const closed = new Promise((r) => tx2.once('close', r))
     ac.abort()
     await closed
+  })
+
+  it.skipIf(noIface)('to a non-loopback destination it binds the route\'s source address, not the wildcard', async () => {
+    const tx = createRtpSender({ host: ifaceV4!.address, port: 5004, codec: 'h264' })
+    closers.push(() => new Promise<void>((r) => tx.close(r)))
+    expect(tx.address().address).toBe(ifaceV4!.address) // a local address routes via itself
   })
 
   it.skipIf(!hasIpv6Loopback)('sends RTP and RTCP over IPv6', async () => {

@@ -66,7 +66,7 @@ export interface RtpSenderOptions {
   pacing?: RtpPacing
   /** RTCP: sender reports every ~`intervalMs` (default 1000), receive RR/PLI/FIR/NACK. Default on. */
   rtcp?: boolean | { port?: number; intervalMs?: number; cname?: string }
-  /** Local address to bind. Default: loopback when `host` is loopback, else the wildcard address (RTCP from other hosts than `host` is then counted and ignored). */
+  /** Local address to bind. Default: `host` itself when it is loopback, else the address of the interface the route to `host` leaves by (the wildcard address for multicast, or with no route). RTCP from other hosts than `host` is counted and ignored (any source for multicast). */
   localAddress?: string
   /** Local RTP port (RTCP on the next one). Default: an ephemeral pair. */
   localPort?: number
@@ -238,7 +238,7 @@ export class RtpSender extends EventEmitter {
     this.cname = rtcpOpts.cname ?? `onbus-${this.ssrc.toString(16)}@${o.host}`
     const family = isIP(o.host) === 6 ? 6 : 4
     this.remoteIsLocal = family === 4 ? o.host.startsWith('127.') : o.host === '::1'
-    const localAddress = o.localAddress ?? (this.remoteIsLocal ? o.host : family === 6 ? '::' : '0.0.0.0')
+    const localAddress = o.localAddress ?? (this.remoteIsLocal ? o.host : routeSource(o.host, family))
     const common = {
       address: localAddress,
       family,
@@ -643,6 +643,26 @@ export class RtpSender extends EventEmitter {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await new Promise<void>((resolve) => this.close(resolve))
+  }
+}
+
+/**
+ * The local address the kernel would send from to reach `host` (connect() on
+ * a UDP socket sends nothing; getsockname then names the route's source), so
+ * the sender listens for RTCP on that one interface rather than on all.
+ * Falls back to the wildcard address when there is no route yet.
+ */
+function routeSource(host: string, family: 4 | 6): string {
+  const any = family === 6 ? '::' : '0.0.0.0'
+  if (isMulticastAddress(host)) return any // replies come from anyone on the group's interface
+  let probe: UdpLink | null = null
+  try {
+    probe = createUdpLink({ address: any, family, receive: false, timestamps: false, connect: { address: host, port: 9 } })
+    return probe.address().address
+  } catch {
+    return any
+  } finally {
+    probe?.close()
   }
 }
 
