@@ -23,7 +23,10 @@
  *   frame handler (both CLOCK_REALTIME). dgram cannot see kernel stamps: its
  *   figure is from the 'message' callback of the last packet → the frame
  *   handler, a lower bound of the same path (the kernel → JavaScript part is
- *   missing). The first 15 frames of each run are left out (cold code).
+ *   missing). So both are also measured from a common reference: the time
+ *   the replay was due to send the frame's last packet → the frame handler
+ *   (`latency_from_send_*`; includes the replay's own timer lateness, the
+ *   same for both). The first 15 frames of each run are left out (cold code).
  *   GStreamer: CPU only (its frames end in fakesink).
  * - CPU comes in clock ticks (10 ms): use --seconds 10 or more for figures.
  */
@@ -93,10 +96,23 @@ class JsDepay {
   }
 }
 
-async function child(kind: string): Promise<void> {
+async function child(kind: string, capPath: string): Promise<void> {
   const { native } = await import('../bindings/index.js')
+  const { readCapture } = await import('../lib/video/capture.js')
   const clock = new RealtimeClock(() => native.clockNs(0))
   const lat = new Samples(1 << 16)
+  // When the replay was due to send each frame's last packet (ns after the
+  // replay's start): the common reference for every receiver.
+  const due = new Map<number, number>()
+  const cap = readCapture(capPath)
+  const first = cap.packets[0].timeNs
+  for (const p of cap.packets) due.set(p.data.readUInt32BE(4), Number(p.timeNs - first))
+  const latSend = new Samples(1 << 16)
+  let start = NaN
+  const fromSend = (rtpTs: number, now: number) => {
+    const d = due.get(rtpTs)
+    if (d !== undefined && frames > WARM_FRAMES) latSend.add(now - (start + d))
+  }
   let frames = 0
   let bytes = 0
   let port = 0
@@ -109,6 +125,7 @@ async function child(kind: string): Promise<void> {
       frames++
       bytes += f.data.length
       if (f.rxLast && frames > WARM_FRAMES) lat.add(now - clock.kernel(f.rxLast.sec, f.rxLast.nsec))
+      fromSend(f.rtpTimestamp, now)
     })
     port = rx.ports().rtp
     close = () => rx.close()
@@ -121,7 +138,9 @@ async function child(kind: string): Promise<void> {
       if (au) {
         frames++
         bytes += au.length
-        if (frames > WARM_FRAMES) lat.add(clock.now() - t)
+        const now = clock.now()
+        if (frames > WARM_FRAMES) lat.add(now - t)
+        fromSend(m.readUInt32BE(4), now)
       }
     })
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
@@ -131,12 +150,16 @@ async function child(kind: string): Promise<void> {
   emit({ ready: true, port })
   const rl = createInterface({ input: process.stdin })
   rl.on('line', (line) => {
-    if (line.trim() === 'reset') {
+    const [cmd, arg] = line.trim().split(' ')
+    if (cmd === 'reset') {
       frames = bytes = 0
       lat.clear()
+      latSend.clear()
       clock.calibrate()
       emit({ reset: true })
-    } else if (line.trim() === 'report') emit({ frames, bytes, latency: lat.summary() })
+    } else if (cmd === 'start') {
+      start = clock.kernelNs(BigInt(arg))
+    } else if (cmd === 'report') emit({ frames, bytes, latency: lat.summary(), latencyFromSend: latSend.summary() })
   })
   rl.on('close', () => {
     close()
@@ -152,8 +175,8 @@ interface Peer {
   next(): Promise<Record<string, unknown>>
 }
 
-function startNodeChild(kind: string): Promise<Peer> {
-  const proc = spawn(process.execPath, [SELF, '--child', kind], { stdio: ['pipe', 'pipe', 'inherit'] })
+function startNodeChild(kind: string, capPath: string): Promise<Peer> {
+  const proc = spawn(process.execPath, [SELF, '--child', kind, '--capture', capPath], { stdio: ['pipe', 'pipe', 'inherit'] })
   const queue: Record<string, unknown>[] = []
   const waiters: ((v: Record<string, unknown>) => void)[] = []
   createInterface({ input: proc.stdout! }).on('line', (l) => {
@@ -191,6 +214,7 @@ async function main(): Promise<void> {
     return
   }
   const { recordGstStream, readCapture, replayCapture } = await import('../lib/video/capture.js')
+  const { native } = await import('../bindings/index.js')
   const streams = [
     { name: '1080p', width: 1920, height: 1080, kbps: 8000 },
     { name: '2160p', width: 3840, height: 2160, kbps: 40000 },
@@ -200,23 +224,27 @@ async function main(): Promise<void> {
     const path = await recordGstStream({ width: s.width, height: s.height, fps: 30, bitrateKbps: s.kbps, seconds, codec: 'h264' })
     const cap = readCapture(path)
     const videoMin = seconds / 60
-    const res: Record<string, { cpu: number[]; p50: number[]; p99: number[]; frames: number[] }> = {}
+    const res: Record<string, { cpu: number[]; p50: number[]; p99: number[]; s50: number[]; s99: number[]; frames: number[] }> = {}
     const add = (k: string, cpu: number, r?: Record<string, unknown>) => {
-      const e = (res[k] ??= { cpu: [], p50: [], p99: [], frames: [] })
+      const e = (res[k] ??= { cpu: [], p50: [], p99: [], s50: [], s99: [], frames: [] })
       e.cpu.push(cpu / videoMin)
       if (r) {
         const l = r.latency as { p50: number; p99: number }
+        const ls = r.latencyFromSend as { p50: number; p99: number }
         e.p50.push(l.p50)
         e.p99.push(l.p99)
+        e.s50.push(ls.p50)
+        e.s99.push(ls.p99)
         e.frames.push(r.frames as number)
       }
     }
     for (let run = 0; run < runs; run++) {
       for (const kind of ['onbus', 'dgram']) {
-        const peer = await startNodeChild(kind)
+        const peer = await startNodeChild(kind, path)
         peer.proc.stdin!.write('reset\n')
         await peer.next()
         const c0 = procCpuSec(peer.proc.pid!)
+        peer.proc.stdin!.write(`start ${native.clockNs(0)}\n`)
         await replayCapture(cap, { host: '127.0.0.1', port: peer.port })
         await new Promise((r) => setTimeout(r, 300))
         const c1 = procCpuSec(peer.proc.pid!)
@@ -224,7 +252,7 @@ async function main(): Promise<void> {
         const r = await peer.next()
         peer.proc.stdin!.end()
         add(kind, c1 - c0, r)
-        console.error(`  ${s.name} ${kind}: ${r.frames} frames, cpu ${(c1 - c0).toFixed(2)} s, latency ${JSON.stringify(r.latency)}`)
+        console.error(`  ${s.name} ${kind}: ${r.frames} frames, cpu ${(c1 - c0).toFixed(2)} s, latency ${JSON.stringify(r.latency)}, from send ${JSON.stringify(r.latencyFromSend)}`)
       }
       const port = await freePort()
       const g = spawn('gst-launch-1.0', ['-q', 'udpsrc', `port=${port}`, 'address=127.0.0.1', 'buffer-size=16777216', 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96', '!', 'rtph264depay', '!', 'fakesink'], { stdio: 'ignore' })
@@ -245,9 +273,11 @@ async function main(): Promise<void> {
     }
     emit({ name: `rtp.${s.name}.latency_p50`, value: median(on.p50), unit: 'us', baseline: median(res.dgram.p50), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p50) / median(res.dgram.p50), runs: on.p50 })
     emit({ name: `rtp.${s.name}.latency_p99`, value: median(on.p99), unit: 'us', baseline: median(res.dgram.p99), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p99) / median(res.dgram.p99), runs: on.p99 })
+    emit({ name: `rtp.${s.name}.latency_from_send_p50`, value: median(on.s50), unit: 'us', baseline: median(res.dgram.s50), baselineName: 'dgram+js-depay', ratio: median(on.s50) / median(res.dgram.s50), runs: on.s50 })
+    emit({ name: `rtp.${s.name}.latency_from_send_p99`, value: median(on.s99), unit: 'us', baseline: median(res.dgram.s99), baselineName: 'dgram+js-depay', ratio: median(on.s99) / median(res.dgram.s99), runs: on.s99 })
     emit({ name: `rtp.${s.name}.frames`, value: median(on.frames), unit: 'frames', baseline: median(res.dgram.frames), baselineName: 'dgram+js-depay', ratio: median(on.frames) / median(res.dgram.frames), runs: on.frames })
   }
 }
 
-if (opt.child) await child(opt.child)
+if (opt.child) await child(opt.child, opt.capture)
 else await main()
