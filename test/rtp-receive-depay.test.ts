@@ -97,7 +97,8 @@ describe('RTP depacketiser and reorder buffer', () => {
   })
 
   it('puts reordered packets back in order within the latency, across the sequence wraparound', async () => {
-    const { frames, send } = await setup({ latencyMs: 200 })
+    // A generous latency: only a stalled machine could make the reordered packets miss it.
+    const { frames, send } = await setup({ latencyMs: 2000 })
     const k = keyframe(65533, 0) // seq 65533, 65534, 65535, 0
     await send([k[0], k[2], k[1], k[3], pframe(2, 3000, 9), pframe(1, 1500, 8)])
     expect(await waitFor(() => frames.length === 3)).toBe(true)
@@ -201,11 +202,12 @@ describe('RTCP', () => {
     // 9000 ticks after the SR's RTP time = 100 ms after its NTP time (x.5 s).
     expect(frames[0].captureTime).toEqual({ sec: unix, nsec: 600_000_000 })
     expect(rx!.stats().senderReports).toBe(1)
-    expect(await waitFor(() => fromRx.some((m) => m[1] === 201))).toBe(true)
-    const rr = fromRx.find((m) => m[1] === 201)!
-    expect(rr[0] & 0x1f).toBe(1) // one report block
-    expect(rr.readUInt32BE(8)).toBe(0x11223344)
-    expect(rr.readUInt32BE(16)).toBe(4) // extended highest sequence number
+    // Reports go every 50 ms; the first may predate some packets: wait for one that saw all four.
+    const isFullRr = (m: Buffer) => m[1] === 201 && (m[0] & 0x1f) === 1 && m.readUInt32BE(16) === 4
+    expect(await waitFor(() => fromRx.some(isFullRr))).toBe(true)
+    const rr = fromRx.find(isFullRr)!
+    expect(rr.readUInt32BE(8)).toBe(0x11223344) // the source it reports on
+    expect(rr.readUInt32BE(12) & 0xffffff).toBe(0) // cumulative lost
     expect(rr.readUInt32BE(24)).toBe(((unix + 2208988800) & 0xffff) * 65536 + 0x8000) // LSR: middle 32 bits of the SR's NTP time
     // A loss makes the receiver ask for a keyframe.
     await send([pframe(5, 102000, 1), pframe(7, 108000, 2)])
