@@ -11,7 +11,7 @@ import { buildFir, buildPli, nsFromNtp, parseRtcp, type RtcpPacket, type SenderR
 import { splitAccessUnits } from '../lib/video/annexb.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
 import { createImpairRelay } from '../lib/testing/impair.js'
-import { encodeClip, freePortPair, missingGst, skipReason, startPeer, tempDir, udpPortBound, until, type Peer } from './helpers/rtp-send.js'
+import { encodeClip, fileSize, freePortPair, missingGst, skipReason, startPeer, tempDir, udpPortBound, until, type Peer } from './helpers/rtp-send.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const closers: (() => unknown)[] = []
@@ -204,5 +204,42 @@ describe.skipIf(skipUnderEmulator('speed') || skipReason(gstWhy))('RtpSender ←
     expect(relay.counters().dropped).toBeGreaterThan(0)
     expect(reqs.length, peer.output()).toBeGreaterThan(0)
     expect(reqs[0]).toMatchObject({ reason: 'pli' })
+  }, 60_000)
+})
+
+describe.skipIf(skipUnderEmulator('speed') || skipReason(gstWhy))('RtpSender ← GStreamer NACK', () => {
+  it('answers NACKs from rtpbin (do-retransmission) after loss with the lost packets, and every frame decodes', async () => {
+    const dir = tempDir()
+    const N = 90
+    const aus = splitAccessUnits(encodeClip({ codec: 'h264', width: 320, height: 240, frames: N, kbps: 1500, dir }), 'h264')
+    const port = await freePortPair()
+    const relay = createImpairRelay({ forward: { host: '127.0.0.1', port }, loss: 0.02, seed: 5 })
+    closers.push(() => new Promise<void>((r) => relay.close(r)))
+    const tx: RtpSender = createRtpSender({ host: '127.0.0.1', port: relay.address().port, codec: 'h264', mtu: 600, retransmit: true, rtcp: { port: port + 1 } })
+    closers.push(() => new Promise<void>((r) => tx.close(r)))
+    const out = `${dir}/nack.yuv`
+    const peer: Peer = startPeer('gst-launch-1.0', [
+      '-e', 'rtpbin', 'name=rb', 'rtp-profile=avpf', 'do-retransmission=true', 'latency=1000',
+      'udpsrc', 'address=127.0.0.1', `port=${port}`, 'caps=application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96,rtcp-fb-nack=(boolean)true',
+      '!', 'rb.recv_rtp_sink_0',
+      'rb.', '!', 'rtph264depay', '!', 'avdec_h264', '!', 'videoconvert', '!', 'video/x-raw,format=I420', '!', 'filesink', `location=${out}`,
+      'udpsrc', 'address=127.0.0.1', `port=${port + 1}`, '!', 'rb.recv_rtcp_sink_0',
+      'rb.send_rtcp_src_0', '!', 'udpsink', 'host=127.0.0.1', `port=${tx.address().port + 1}`, 'sync=false', 'async=false',
+    ])
+    closers.push(() => peer.stop(3000))
+    expect(await until(() => udpPortBound(port + 1) || peer.child.exitCode !== null, 20_000)).toBe(true)
+    await sleep(300)
+    for (let i = 0; i < N; i++) {
+      tx.sendFrame(aus[i], { ptsUs: i * 33_333 })
+      await sleep(33)
+    }
+    const frame = (320 * 240 * 3) / 2
+    await until(() => fileSize(out) >= N * frame, 15_000)
+    await peer.stop()
+    const st = tx.stats()
+    expect(relay.counters().dropped).toBeGreaterThan(0)
+    expect(st.nacks).toBeGreaterThan(0)
+    expect(st.retransmitted).toBeGreaterThan(0)
+    expect(fileSize(out) / frame, peer.output()).toBe(N)
   }, 60_000)
 })

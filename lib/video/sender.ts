@@ -14,7 +14,7 @@ import { isIP } from 'node:net'
 import { createUdpLink, type UdpLink } from '../links/udp/index.js'
 import type { UdpBatch } from '../links/udp/batch.js'
 import { invalidArgType, invalidArgValue, onbusError } from '../errors.js'
-import { validateInt, validatePort, validateString } from '../util/validate.js'
+import { nextPow2, validateInt, validatePort, validateString } from '../util/validate.js'
 import { whenAborted } from '../util/abort.js'
 import { now } from '../time.js'
 import { Rtp, RTP_VIDEO_CLOCK_RATE } from './types.js'
@@ -70,6 +70,12 @@ export interface RtpSenderOptions {
   localAddress?: string
   /** Local RTP port (RTCP on the next one). Default: an ephemeral pair. */
   localPort?: number
+  /**
+   * Answer RTCP generic NACKs by sending the lost packets again, as they were
+   * (same SSRC and sequence number, no RTX stream), from a history of the last
+   * `historyPackets` (default 1024) packets. Off by default.
+   */
+  retransmit?: boolean | { historyPackets?: number }
   /** Send runs of equal-size fragments as UDP GSO super-packets (default true). */
   gso?: boolean
   /** Kernel send buffer (bytes). */
@@ -123,6 +129,10 @@ export interface RtpSenderStats {
   receiverReports: number
   keyframeRequests: number
   nacks: number
+  /** Packets sent again for NACKs (`retransmit` option). */
+  retransmitted: number
+  /** NACKed packets no longer in the history. */
+  retransmitMisses: number
   lastReceiverReport?: ReceiverReportInfo
 }
 
@@ -192,6 +202,8 @@ export class RtpSender extends EventEmitter {
   private closed = false
   private readonly remoteIsLocal: boolean
   private lastFirSeq = new Map<number, number>()
+  /** Retransmission history, indexed by sequence number modulo its size (power of two). */
+  private readonly history: (Buffer | undefined)[] | null
   private readonly counters = newPacketizeCounters()
   private readonly s = {
     framesSent: 0,
@@ -208,6 +220,8 @@ export class RtpSender extends EventEmitter {
     receiverReports: 0,
     keyframeRequests: 0,
     nacks: 0,
+    retransmitted: 0,
+    retransmitMisses: 0,
     lastReceiverReport: undefined as ReceiverReportInfo | undefined,
   }
   private abortCleanup: () => void
@@ -231,6 +245,8 @@ export class RtpSender extends EventEmitter {
     this.gso = o.gso ?? true
     this.ps = { ...(o.parameterSets ?? {}) }
     this.pacing = o.pacing
+    const rtx = o.retransmit
+    this.history = rtx ? new Array(nextPow2(typeof rtx === 'object' ? rtx.historyPackets ?? 1024 : 1024)) : null
     const rtcp = o.rtcp ?? true
     const rtcpOpts = typeof rtcp === 'object' ? rtcp : {}
     this.rtcpPort = rtcpOpts.port ?? o.port + 1
@@ -366,6 +382,7 @@ export class RtpSender extends EventEmitter {
       this.seq = (this.seq + 1) & 0xffff
       p.writeUInt32BE(ts, 4)
       p.writeUInt32BE(this.ssrc, 8)
+      if (this.history) this.history[(this.seq - 1) & 0xffff & (this.history.length - 1)] = p
       this.s.payloadOctets += p.length - RTP_HEADER_SIZE
       this.s.bytesSent += p.length
     }
@@ -553,12 +570,29 @@ export class RtpSender extends EventEmitter {
         if (p.mediaSsrc === this.ssrc) {
           this.s.nacks++
           this.emit('nack', p.lost)
+          if (this.history) this.retransmit(p.lost)
         }
         break
       case 'bye':
         this.emit('bye', p.ssrcs)
         break
     }
+  }
+
+  private retransmit(lost: number[]): void {
+    const h = this.history as (Buffer | undefined)[]
+    const again: Buffer[] = []
+    for (const seq of lost) {
+      const pkt = h[seq & (h.length - 1)]
+      // The slot may hold a newer packet by now: only the one with that exact sequence number is resent.
+      if (pkt && pkt.readUInt16BE(2) === seq) again.push(pkt)
+      else this.s.retransmitMisses++
+    }
+    if (again.length === 0 || this.closed) return
+    this.s.retransmitted += again.length
+    this.link.sendBatch(again, { port: this.port, address: this.host }, (err) => {
+      if (err) this.fail(err)
+    })
   }
 
   private requestKeyframe(r: KeyframeRequest): void {
@@ -590,6 +624,8 @@ export class RtpSender extends EventEmitter {
       receiverReports: this.s.receiverReports,
       keyframeRequests: this.s.keyframeRequests,
       nacks: this.s.nacks,
+      retransmitted: this.s.retransmitted,
+      retransmitMisses: this.s.retransmitMisses,
       lastReceiverReport: this.s.lastReceiverReport,
     }
   }
@@ -701,6 +737,8 @@ export function createRtpSender(opts: RtpSenderOptions): RtpSender {
     if (p.bitrate !== undefined && !(typeof p.bitrate === 'number' && p.bitrate > 0)) throw invalidArgValue('options.pacing.bitrate', p.bitrate, 'must be a positive number')
     if (p.spreadMs !== undefined && !(typeof p.spreadMs === 'number' && p.spreadMs >= 0)) throw invalidArgValue('options.pacing.spreadMs', p.spreadMs, 'must be a non-negative number')
   }
+  if (typeof opts.retransmit === 'object' && opts.retransmit !== null && opts.retransmit.historyPackets !== undefined)
+    validateInt(opts.retransmit.historyPackets, 'options.retransmit.historyPackets', 1, 32768)
   if (typeof opts.rtcp === 'object' && opts.rtcp !== null) {
     if (opts.rtcp.port !== undefined) validatePort(opts.rtcp.port, 'options.rtcp.port', false)
     if (opts.rtcp.intervalMs !== undefined) validateInt(opts.rtcp.intervalMs, 'options.rtcp.intervalMs', 10, 3_600_000)
