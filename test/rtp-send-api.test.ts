@@ -42,6 +42,8 @@ describe('RtpSender API', () => {
     const port = await freePortPair()
     const tx = createRtpSender({ host: '127.0.0.1', port, codec: 'h264' })
     tx.sendFrame(idr(100))
+    expect(() => tx.sendFrame(Buffer.from([0x65, 1, 2, 3]))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
+    expect(tx.sendFrame([Buffer.from([0x65, 1, 2, 3])])).toBe(true) // the same NAL unit as a list is fine
     let closes = 0
     tx.on('close', () => closes++)
     await new Promise<void>((r) => tx.close(r))

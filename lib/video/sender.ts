@@ -347,8 +347,11 @@ export class RtpSender extends EventEmitter {
     if (this.closed) throw onbusError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running')
     let nals: Uint8Array[]
     if (Array.isArray(au)) nals = au
-    else if (au instanceof Uint8Array) nals = splitNals(au)
-    else throw invalidArgType('au', 'a Uint8Array or an Array of Uint8Array', au)
+    else if (au instanceof Uint8Array) {
+      nals = splitNals(au)
+      // A lone NAL unit without a start code would otherwise vanish without a trace.
+      if (nals.length === 0 && au.length > 0) throw invalidArgValue('au', `<${au.length} bytes>`, 'has no Annex-B start code (pass NAL units as an array)')
+    } else throw invalidArgType('au', 'a Uint8Array or an Array of Uint8Array', au)
     if (nals.length === 0) return true
     const ts = this.timestampFor(opts)
     const capture = opts.captureTime ?? now('realtime')
