@@ -4,7 +4,7 @@ import { describe, it, expect, beforeAll } from 'vitest'
 import { splitAccessUnits } from '../lib/video/annexb.js'
 import { generateSdp } from '../lib/video/sdp.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
-import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/rtp-send.js'
+import { clipParameterSets, encodeClip, ffmpegReceiver, gstReceiver, gstSdpReceiver, missingFfmpeg, missingGst, sendThrough, skipReason, tempDir } from './helpers/rtp-send.js'
 
 const W = 640
 const H = 480
@@ -45,6 +45,18 @@ describe.skipIf(slow || skipReason(ffWhy))('RtpSender H.265 → ffmpeg -i stream
     const sdp = (port: number) => generateSdp({ codec: 'h265', address: '127.0.0.1', port, parameterSets: ps })
     expect(sdp(5004)).toMatch(/a=rtpmap:97 H265\/90000\r\na=fmtp:97 sprop-vps=[^;]+;sprop-sps=[^;]+;sprop-pps=\S+/)
     const r = await sendThrough({ peer: ffmpegReceiver(sdp), aus, width: W, height: H, dir, sender: { codec: 'h265', mtu: 1000, parameterSets: ps } })
+    expect(r.decoded, r.peerOutput).toBe(N)
+  }, 60_000)
+})
+
+const sdpWhy = gstWhy ?? missingGst(['sdpdemux', 'filesrc'])
+describe.skipIf(slow || skipReason(sdpWhy))('RtpSender H.265 → GStreamer sdpdemux', () => {
+  beforeAll(clip, 120_000)
+
+  it('every frame decodes with the pipeline built from the generated SDP', async () => {
+    const ps = clipParameterSets(aus, 'h265')
+    const sdp = (port: number) => generateSdp({ codec: 'h265', address: '127.0.0.1', port, parameterSets: ps })
+    const r = await sendThrough({ peer: gstSdpReceiver('h265', sdp), aus, width: W, height: H, dir, sender: { codec: 'h265', parameterSets: ps } })
     expect(r.decoded, r.peerOutput).toBe(N)
   }, 60_000)
 })
