@@ -4,7 +4,9 @@
  * baseline, written here) vs GStreamer (`filesrc ! h264parse ! rtph264pay !
  * udpsink`), in one run.
  *
- *   node dist/bench/rtp-send.js [--runs 3] [--seconds 10] [--repeat 6] [--only 1080p30,2160p30]
+ *   node dist/bench/rtp-send.js [--quick] [--runs 3] [--seconds 10] [--repeat 6] [--only 1080p30,2160p30]
+ *
+ * `--quick` (bench/run.ts --quick): one run, 1080p30 only, the clip twice.
  *
  * Prints one JSON object per line: { name, value, unit, baseline, ratio, runs,
  * note } where `baseline` is the dgram figure of the same run and `ratio` =
@@ -35,6 +37,7 @@ interface Row {
   value: number
   unit: string
   baseline?: number
+  baselineName?: string
   ratio?: number
   runs?: number[]
   note?: string
@@ -128,8 +131,13 @@ function sendGst(clip: string, port: number): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, repeat: { type: 'string', default: '6' }, only: { type: 'string' }, sink: { type: 'boolean' } } })
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '10' }, repeat: { type: 'string', default: '6' }, only: { type: 'string' }, sink: { type: 'boolean' }, quick: { type: 'boolean' } } })
   if (values.sink) return sink()
+  if (values.quick) {
+    values.runs = '1'
+    values.repeat = '2'
+    values.only ??= '1080p30'
+  }
   const runs = Number(values.runs)
   const seconds = Number(values.seconds)
   const which = values.only ? values.only.split(',') : Object.keys(STREAMS)
@@ -175,6 +183,7 @@ async function main(): Promise<void> {
           value: v,
           unit: 's',
           baseline: base,
+          baselineName: 'dgram+JS FU-A',
           ratio: round(v / base),
           runs: res[impl],
           note: `${aus.length} frames, ${(bytes.length / 1e6).toFixed(1)} MB, mtu 1400, sent unpaced to a discarding sink; baseline dgram + JS FU-A`,

@@ -772,6 +772,7 @@ const modules: { group: string; file: string; args: string[] }[] = [
   { group: 'ipc', file: 'bus-ipc.js', args: QUICK ? ['--quick'] : [] },
   { group: 'streams', file: 'streams.js', args: QUICK ? ['--runs', '1', '--gib', '0.25', '--transfer-gib', '0.25', '--rtts', '200'] : [] },
   { group: 'rtp', file: 'rtp.js', args: QUICK ? ['--quick'] : [] },
+  { group: 'rtp-send', file: 'rtp-send.js', args: QUICK ? ['--quick'] : [] },
 ]
 const extra: string[] = []
 function baselineName(group: string, row: Record<string, unknown>): string {
