@@ -56,6 +56,7 @@ export interface NativeRtpReceiver {
   localPorts(): [number, number]
   start(data: ArrayBuffer, records: ArrayBuffer, recCap: number, config: Record<string, number>): number
   requestKeyframe(): boolean
+  setBusyPoll(us: number): void
   stats(out: Float64Array): void
   ref(): void
   unref(): void

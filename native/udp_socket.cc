@@ -30,7 +30,7 @@
 
 namespace onbus {
 
-static_assert(kStampSw == kFlagSwStamp && kStampHw == kFlagHwStamp, "ReadStamps returns MetaFlag bits");
+static_assert(static_cast<uint32_t>(kStampSw) == kFlagSwStamp && static_cast<uint32_t>(kStampHw) == kFlagHwStamp, "ReadStamps returns MetaFlag bits");
 
 namespace {
 

@@ -89,6 +89,16 @@ describe('RTP receiver lifecycle', () => {
     expect(code(true)).toBe(7)
   })
 
+  it('busyPollUs: the reactor spins before sleeping, frames still arrive; closing stops the spin', async () => {
+    const rx = createRtpReceiver({ port: 0, codec: 'h264', rtcp: false, busyPollUs: 200 })
+    const frames: number[] = []
+    rx.on('frame', (f) => frames.push(f.rtpTimestamp))
+    await send(rx.ports().rtp, 3)
+    expect(await waitFor(() => frames.length === 3)).toBe(true)
+    rx.close()
+    expect(() => createRtpReceiver({ port: 0, codec: 'h264', busyPollUs: -1 })).toThrow(RangeError)
+  })
+
   it.skipIf(skipUnderEmulator('multicast'))('multicast: joins a group on lo and receives what is sent to it', async () => {
     const rx = createRtpReceiver({ port: 0, codec: 'h264', rtcp: false, multicast: { group: '239.10.20.99', interface: 'lo' } })
     try {

@@ -317,6 +317,7 @@ Napi::Function RtpReceiver::Init(Napi::Env env) {
                          InstanceMethod<&RtpReceiver::LocalPorts>("localPorts"),
                          InstanceMethod<&RtpReceiver::Start>("start"),
                          InstanceMethod<&RtpReceiver::RequestKeyframe>("requestKeyframe"),
+                         InstanceMethod<&RtpReceiver::SetBusyPoll>("setBusyPoll"),
                          InstanceMethod<&RtpReceiver::Stats>("stats"),
                          InstanceMethod<&RtpReceiver::Ref>("ref"),
                          InstanceMethod<&RtpReceiver::Unref>("unref"),
@@ -560,6 +561,12 @@ Napi::Value RtpReceiver::RequestKeyframe(const Napi::CallbackInfo& info) {
   bool ok = rx_->SendRtcp(rx_->out, n);
   if (ok) (fir ? rx_->fir_sent : rx_->pli_sent)++;
   return Napi::Boolean::New(env, ok);
+}
+
+// setBusyPoll(us): the reactor spins this long before sleeping (0 = off).
+Napi::Value RtpReceiver::SetBusyPoll(const Napi::CallbackInfo& info) {
+  if (!closed_ && reactor_ && ids_[0] != 0) reactor_->RequestSpin(ids_[0], info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
 }
 
 // stats(out: Float64Array(32))

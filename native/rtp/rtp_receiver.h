@@ -78,6 +78,7 @@ class RtpReceiver : public Napi::ObjectWrap<RtpReceiver>, public JsTarget {
   Napi::Value LocalPorts(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value RequestKeyframe(const Napi::CallbackInfo& info);
+  Napi::Value SetBusyPoll(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Ref(const Napi::CallbackInfo& info);
   Napi::Value Unref(const Napi::CallbackInfo& info);
