@@ -185,14 +185,17 @@ void RtpSession::OnRtp(const uint8_t* p, size_t n, int64_t rx_ns, int64_t now) {
     stats_.duplicates++;
     return;
   }
-  s.used = true;
-  s.seq = ext;
-  s.marker = h.marker;
-  s.ts = h.ts;
-  s.arrival = now;
-  s.rx_ns = rx_ns;
-  s.payload.assign(p + h.payload_off, p + h.payload_off + h.payload_len);
-  buffered_++;
+  bool fast = ext == next_ && buffered_ == 0;  // in order, nothing waiting: no copy into a slot
+  if (!fast) {
+    s.used = true;
+    s.seq = ext;
+    s.marker = h.marker;
+    s.ts = h.ts;
+    s.arrival = now;
+    s.rx_ns = rx_ns;
+    s.payload.assign(p + h.payload_off, p + h.payload_off + h.payload_len);
+    buffered_++;
+  }
   received_++;
   stats_.packets++;
   stats_.bytes += n;
@@ -210,6 +213,12 @@ void RtpSession::OnRtp(const uint8_t* p, size_t n, int64_t rx_ns, int64_t now) {
   have_transit_ = true;
   last_transit_ = transit;
 
+  if (fast) {
+    released_[ext & mask_] = ext + 1;
+    next_ = ext + 1;
+    Depay({ext, h.ts, h.marker, rx_ns, p + h.payload_off, h.payload_len});
+    return;
+  }
   Drain(now);
 }
 
@@ -286,10 +295,10 @@ void RtpSession::Release(Slot& s) {
   s.used = false;
   buffered_--;
   released_[s.seq & mask_] = s.seq + 1;
-  Depay(s);
+  Depay({s.seq, s.ts, s.marker, s.rx_ns, s.payload.data(), s.payload.size()});
 }
 
-void RtpSession::StartUnit(const Slot& s) {
+void RtpSession::StartUnit(const PacketView& s) {
   unit_open_ = true;
   au_.clear();
   unit_ = Frame{};
@@ -302,14 +311,14 @@ void RtpSession::StartUnit(const Slot& s) {
   for (const SeqRange& r : pending_loss_) AddRange(unit_, r.first, r.last);
 }
 
-void RtpSession::Depay(const Slot& s) {
+void RtpSession::Depay(const PacketView& s) {
   if (unit_open_ && s.ts != unit_.rtp_ts) EmitUnit(false);
   if (!unit_open_) StartUnit(s);
   unit_.last_seq = s.seq;
   unit_.rx_last_ns = s.rx_ns;
   unit_.packets++;
-  if (cfg_.codec == Codec::kH264) DepayH264(s.payload.data(), s.payload.size());
-  else DepayH265(s.payload.data(), s.payload.size());
+  if (cfg_.codec == Codec::kH264) DepayH264(s.payload, s.size);
+  else DepayH265(s.payload, s.size);
   if (s.marker) {
     EmitUnit(true);
     pending_loss_.clear();

@@ -143,7 +143,17 @@ class RtpSession {
   void DeclareLost(uint64_t first, uint64_t last);
   void Release(Slot& s);
   // Depacketiser.
-  void Depay(const Slot& s);
+  // One packet in sequence order: from a slot, or straight from the
+  // caller's buffer when it arrives in order with nothing buffered.
+  struct PacketView {
+    uint64_t seq;
+    uint32_t ts;
+    bool marker;
+    int64_t rx_ns;
+    const uint8_t* payload;
+    size_t size;
+  };
+  void Depay(const PacketView& s);
   void DepayH264(const uint8_t* p, size_t n);
   void DepayH265(const uint8_t* p, size_t n);
   void AppendNal(const uint8_t* nal, size_t n);
@@ -151,7 +161,7 @@ class RtpSession {
   void EndNal();
   void NoteNal(size_t off, size_t n);
   void AbortFragment();
-  void StartUnit(const Slot& s);
+  void StartUnit(const PacketView& s);
   void EmitUnit(bool marker);
   void AddRange(Frame& f, uint64_t first, uint64_t last);
   int64_t CaptureTime(uint32_t ts) const;
