@@ -13,6 +13,7 @@ const slow = emulatorLimit('speed')
 const h264Missing = slow ?? gstMissing('videotestsrc', 'x264enc', 'rtph264pay', 'udpsink')
 const h265Missing = slow ?? gstMissing('videotestsrc', 'x265enc', 'rtph265pay', 'udpsink')
 const ffMissing = slow ?? ffmpegMissing()
+const rtpbinMissing = slow ?? gstMissing('videotestsrc', 'x264enc', 'rtph264pay', 'rtpbin', 'udpsink')
 for (const why of [h264Missing, h265Missing, ffMissing]) if (why) console.warn(`skipping some RTP receive tests: ${why}`)
 
 // config-interval=0: the encoders put SPS/PPS(/VPS) in front of every IDR
@@ -136,5 +137,42 @@ describe('RTP receive from GStreamer / ffmpeg', () => {
     expect(frames[0].keyframe).toBe(true)
     const decoded = await decodeFrames(concat(frames), 'h264')
     expect(decoded.length).toBe(n)
+  })
+
+  it.skipIf(rtpbinMissing)('GStreamer rtpbin: its RTCP SRs give frames a capture time on the sender clock; RRs go back to the SR's source', async () => {
+    const rx = createRtpReceiver({ port: 0, codec: 'h264', latencyMs: 100, rtcp: { intervalMs: 200 } })
+    const frames: VideoFrameData[] = []
+    rx.on('frame', (f) => frames.push(f.copy()))
+    const { rtp, rtcp } = rx.ports()
+    try {
+      const n = 150 // 5 s at 30 fps: rtpbin's first SR comes after a randomised ~1-3 s
+      await run('gst-launch-1.0', [
+        '-q', 'rtpbin', 'name=b', 'rtcp-sync-send-time=false',
+        'videotestsrc', `num-buffers=${n}`, 'is-live=true', '!', 'video/x-raw,width=160,height=120,framerate=30/1', '!',
+        'x264enc', 'tune=zerolatency', 'key-int-max=30', 'speed-preset=ultrafast', '!', 'rtph264pay', 'config-interval=0', '!', 'b.send_rtp_sink_0',
+        'b.send_rtp_src_0', '!', 'udpsink', 'host=127.0.0.1', `port=${rtp}`, 'sync=false', 'async=false',
+        'b.send_rtcp_src_0', '!', 'udpsink', 'host=127.0.0.1', `port=${rtcp}`, 'sync=false', 'async=false',
+      ], { timeoutMs: 60_000 })
+      await waitFor(() => frames.length >= n, 10_000)
+      expect(frames.length).toBe(n)
+      expect(frames.every((f) => f.complete)).toBe(true)
+      const s = rx.stats()
+      expect(s.senderReports).toBeGreaterThanOrEqual(1)
+      const timed = frames.filter((f) => f.captureTime !== null)
+      expect(timed.length).toBeGreaterThan(0)
+      // rtpbin's SR NTP times come from the system clock: capture and arrival agree within a second.
+      for (const f of timed) {
+        const cap = f.captureTime!.sec + f.captureTime!.nsec / 1e9
+        const arr = f.rxLast!.sec + f.rxLast!.nsec / 1e9
+        expect(Math.abs(arr - cap)).toBeLessThan(1)
+      }
+      // Consecutive frames' capture times are 1/30 s apart (the RTP clock mapped through the SR).
+      const last = timed.slice(-2)
+      if (last.length === 2) expect(last[1].captureTime!.sec + last[1].captureTime!.nsec / 1e9 - (last[0].captureTime!.sec + last[0].captureTime!.nsec / 1e9)).toBeCloseTo(1 / 30, 3)
+      expect(s.receiverReportsSent).toBeGreaterThanOrEqual(1)
+      expect(s.rtcpSendErrors).toBe(0)
+    } finally {
+      rx.close()
+    }
   })
 })
