@@ -774,6 +774,8 @@ const modules: { group: string; file: string; args: string[] }[] = [
   { group: 'mavlink-services', file: 'mavlink-services.js', args: QUICK ? ['--frames', '50000', '--commands', '300'] : [] },
   { group: 'mavlink-router', file: 'mavlink-router.js', args: QUICK ? ['--runs', '1', '--seconds', '1'] : [] },
   { group: 'mavlink', file: 'mavlink.js', args: QUICK ? ['--quick'] : [] },
+  { group: 'rtp', file: 'rtp.js', args: QUICK ? ['--quick'] : [] },
+  { group: 'rtp-send', file: 'rtp-send.js', args: QUICK ? ['--quick'] : [] },
 ]
 const extra: string[] = []
 function baselineName(group: string, row: Record<string, unknown>): string {

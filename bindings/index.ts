@@ -47,7 +47,28 @@ export interface NativeUdpSocketCtor {
   ): NativeUdpSocket
 }
 
+/** The RTP video receiver's native half (native/rtp/rtp_receiver.h; record layout there). */
+export interface NativeRtpReceiver {
+  bind(ip: string, port: number, reuseAddr: boolean): number
+  bindRtcp(ip: string, port: number, reuseAddr: boolean): number
+  join(group: string, iface: string, source?: string): number
+  setRcvBuf(bytes: number): number
+  localPorts(): [number, number]
+  start(data: ArrayBuffer, records: ArrayBuffer, recCap: number, config: Record<string, number>): number
+  requestKeyframe(): boolean
+  setBusyPoll(us: number): void
+  stats(out: Float64Array): void
+  ref(): void
+  unref(): void
+  close(): void
+}
+
+export interface NativeRtpReceiverCtor {
+  new (family: 4 | 6, onFrames: (start: number, count: number) => void, onError: (errno: number) => void): NativeRtpReceiver
+}
+
 export interface NativeAddon {
+  RtpReceiver: NativeRtpReceiverCtor
   UdpSocket: NativeUdpSocketCtor
   /** Nanoseconds on a clock: 0 realtime, 1 monotonic, 2 monotonic raw, 3 TAI. */
   clockNs(domain: number): bigint

@@ -6,6 +6,7 @@
 #include "ipc_socket.h"
 #include "mavlink/router.h"
 #include "mavlink/mavlink_addon.h"
+#include "rtp/rtp_receiver.h"
 #include "stream_server.h"
 #include "stream_socket.h"
 #include "udp_socket.h"
@@ -25,6 +26,7 @@ OnbusAddon::OnbusAddon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("MavRouter", MavRouter::Init(env)),
                            InstanceValue("MavlinkDialect", mav::InitMavlinkDialect(env)),
                            InstanceValue("MavlinkParser", mav::InitMavlinkParser(env)),
+                           InstanceValue("RtpReceiver", RtpReceiver::Init(env)),
                        });
 }
 

@@ -15,12 +15,9 @@
 
 #include "addon.h"
 #include "util/call_js.h"
+#include "util/rx_stamps.h"
 #include "util/sockaddr.h"
-#include "util/timestamping.h"
 
-#ifndef SO_RXQ_OVFL
-#define SO_RXQ_OVFL 40
-#endif
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -32,6 +29,8 @@
 #endif
 
 namespace onbus {
+
+static_assert(static_cast<uint32_t>(kStampSw) == kFlagSwStamp && static_cast<uint32_t>(kStampHw) == kFlagHwStamp, "ReadStamps returns MetaFlag bits");
 
 namespace {
 
@@ -50,9 +49,6 @@ int GetInt(int fd, int level, int name, int* value) {
   socklen_t len = sizeof(*value);
   return getsockopt(fd, level, name, value, &len) == 0 ? 0 : -errno;
 }
-
-// ReadStamps() returns StampFound bits, which are the MetaFlag bits.
-static_assert(uint32_t{kStampSw} == uint32_t{kFlagSwStamp} && uint32_t{kStampHw} == uint32_t{kFlagHwStamp}, "stamp flags");
 
 }  // namespace
 

@@ -21,7 +21,7 @@
 #include "../util/call_js.h"
 #include "../util/clock.h"
 #include "../util/sockaddr.h"
-#include "../util/timestamping.h"
+#include "../util/rx_stamps.h"
 #include "parse.h"
 
 namespace onbus {
@@ -646,7 +646,7 @@ struct RouterCore : IoSource {
     if (fd < 0) return *syscall = "socket", -errno;
     ep.fd.Reset(fd);
     SetBuf(fd);
-    (void)EnableRxSoftwareStamps(fd);
+    (void)EnableRxTimestamps(fd);
     if (ep.kind == kUdpServer) {
       if (::bind(fd, reinterpret_cast<sockaddr*>(&ep.addr), ep.addr_len) != 0) return *syscall = "bind", -errno;
       socklen_t len = sizeof(ep.addr);
@@ -830,7 +830,8 @@ struct RouterCore : IoSource {
           KernelTs64 ts[3] = {};
           if (IsStampCmsg(c)) {
             if (ReadStamps(c, ts) & kStampSw) rx_ns = ts[0].sec * 1000000000LL + ts[0].nsec;
-          } else if (rx_ns == 0 && ReadStampNs(c, ts)) {
+          } else if (rx_ns == 0 && IsLateStampCmsg(c)) {
+            ts[0] = ReadLateStamp(c);
             rx_ns = ts[0].sec * 1000000000LL + ts[0].nsec;
           }
         }
