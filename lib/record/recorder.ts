@@ -90,6 +90,7 @@ export interface RecorderSummary {
   queued: number
   queuedBytes: number
   channels: number
+  /** Chunks flushed (counted when their write starts). */
   chunks: number
   compression: Compression
   topics: RecordedTopic[]
