@@ -216,6 +216,9 @@ export class Replayer extends EventEmitter {
     this.clock = new VirtualClock(src.first ?? 0n, opts.rate ?? 1)
     if (opts.paused) this.clock.pause()
     this.clock.on('change', () => this.wakeUp())
+    // Declare every replayed topic now, so that subscribers can find them as soon as replayFile() resolves.
+    const want = opts.topics ? new Set(opts.topics) : null
+    for (const ch of src.channels.values()) if (!want || want.has(ch.topic)) this.target(ch.id)
     if (opts.signal) {
       const signal = opts.signal
       const onAbort = (): void => this.close()
