@@ -86,7 +86,7 @@ export function formatIssue(i: ConfigIssue): string {
   return `${where}: ${i.path === '' ? '(root)' : i.path}: ${i.message}`
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false })
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true })
 const frameValidator = ajv.compile(configSchema)
 const kindValidators = new WeakMap<object, ValidateFunction>()
 
