@@ -53,6 +53,13 @@ export interface RecorderOptions {
   queueMessages?: number
   /** Work the pump does per event-loop turn before yielding, in ms; default 4. */
   sliceMs?: number
+  /**
+   * What a topic's payload is (the daemon configuration's topic `type`, e.g.
+   * from its stats snapshots): `'mavlink'` makes a topic of any codec a
+   * MAVLink topic (one frame per message). Asked when the topic's first
+   * message is written; also stored as channel metadata `onbus.type`.
+   */
+  typeOf?: (topic: string) => string | null | undefined
   /** MAVLink dialect for message definitions; default ardupilotmega. */
   dialect?: Dialect
   /** Stops the recorder (as `close()`) when aborted. */
@@ -109,7 +116,9 @@ interface TopicState {
   codecName: string
   qos: Readonly<QoS>
   json: boolean
-  mavlink: boolean
+  /** null until the first message decides (see `typeOf`). */
+  mavlink: boolean | null
+  type: string | null
   channel: number
   byMsgId: Map<number, number>
   sub: Subscription<unknown> | null
@@ -160,6 +169,7 @@ export class Recorder extends EventEmitter {
   private readonly maxCount: number
   private readonly sliceMs: number
   private readonly dialect: Dialect
+  private readonly typeOf: ((topic: string) => string | null | undefined) | undefined
   private writer: McapWriter | null = null
   private file: FileWritable | null = null
   private readonly topics = new Map<string, TopicState>()
@@ -210,6 +220,8 @@ export class Recorder extends EventEmitter {
     this.maxCount = posInt(opts.queueMessages, 'options.queueMessages', 100_000)
     this.sliceMs = posInt(opts.sliceMs, 'options.sliceMs', 4, 0.1)
     this.dialect = opts.dialect ?? defaultDialect
+    if (opts.typeOf !== undefined && typeof opts.typeOf !== 'function') throw invalidArgType('options.typeOf', 'a function', opts.typeOf)
+    this.typeOf = opts.typeOf
     if (opts.signal) {
       const signal = opts.signal
       const onAbort = (): void => void this.close().catch(() => {})
@@ -270,7 +282,8 @@ export class Recorder extends EventEmitter {
       codecName,
       qos: t.qos,
       json: codecName === 'json',
-      mavlink: isMavlinkCodec(codecName),
+      mavlink: null,
+      type: null,
       channel: -1,
       byMsgId: new Map(),
       sub: null,
@@ -373,6 +386,10 @@ export class Recorder extends EventEmitter {
 
   private async channelFor(w: McapWriter, e: Entry): Promise<number> {
     const st = e.t
+    if (st.mavlink === null) {
+      st.type = this.typeOf?.(st.name) ?? null
+      st.mavlink = isMavlinkCodec(st.codecName) || st.type === 'mavlink'
+    }
     if (!st.mavlink) {
       if (st.channel < 0) {
         st.channel = await w.registerChannel({
@@ -409,11 +426,13 @@ export class Recorder extends EventEmitter {
 
   private channelMetadata(st: TopicState): Map<string, string> {
     const qos = JSON.stringify(st.qos, (_k, v: unknown) => (v === Infinity ? 'Infinity' : v))
-    return new Map([
+    const md = new Map([
       ['onbus.topic', st.name],
       ['onbus.codec', st.codecName],
       ['onbus.qos', qos],
     ])
+    if (st.type !== null) md.set('onbus.type', st.type)
+    return md
   }
 
   /** Figures so far. */
