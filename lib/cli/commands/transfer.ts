@@ -60,10 +60,12 @@ export function register(program: Command): void {
       .option('--name <name>', 'name the receiver stores it under (default: the file’s basename)')
       .option('--servername <name>', 'TLS: the name the server certificate must carry')
       .option('--chunk-size <bytes>', 'chunk size', (v) => Number(v))
+      .option('--connect-timeout <ms>', 'give up when no connection was made within this long (cuts later are retried)', (v) => Number(v), 10_000)
       .option('--json', 'progress and result as JSON lines')
       .option('--no-progress', 'no progress bar'),
-  ).action(async (file: string, o: TlsFlags & { port: number; host: string; name?: string; chunkSize?: number; json?: boolean; progress: boolean }) => {
+  ).action(async (file: string, o: TlsFlags & { port: number; host: string; name?: string; chunkSize?: number; connectTimeout: number; json?: boolean; progress: boolean }) => {
     const stop = untilSignal()
+    let giveUp: NodeJS.Timeout | null = null
     let link: TransferChannel | null = null
     let bar: cliProgress.SingleBar | null = null
     try {
@@ -71,8 +73,23 @@ export function register(program: Command): void {
       link = tls
         ? createCommandLink({ host: o.host, port: o.port, reconnect: true, ...tls })
         : (createTcpLink({ host: o.host, port: o.port, reconnect: true, framing: TRANSFER_FRAMING }) as unknown as TransferChannel)
-      link.on('error', () => {}) // reconnects; the transfer reports what it cannot get past
-      const t = sendFile(link, file, { name: o.name ?? basename(file), chunkSize: o.chunkSize, signal: stop.signal })
+      let lastError: Error | null = null
+      link.on('error', (err: Error) => (lastError = err)) // reconnects; the transfer reports what it cannot get past
+      ;(link as unknown as NodeJS.EventEmitter).on('reconnecting', (i: { error: Error }) => (lastError = i.error))
+      const ac = new AbortController()
+      stop.signal.addEventListener('abort', () => ac.abort(stop.signal.reason), { once: true })
+      const noPeer = new Promise<never>((_resolve, reject) => {
+        giveUp = setTimeout(() => {
+          const e = Object.assign(new Error(`No connection to ${o.host}:${o.port} within ${o.connectTimeout} ms${lastError ? ` (last error: ${lastError.message})` : ''}`), { code: (lastError as { code?: string } | null)?.code ?? 'ETIMEDOUT' })
+          reject(e) // first, so that the race reports this rather than the abort it causes
+          ac.abort(e)
+        }, o.connectTimeout)
+      })
+      link.on('connect', () => {
+        if (giveUp) clearTimeout(giveUp)
+        giveUp = null
+      })
+      const t = sendFile(link, file, { name: o.name ?? basename(file), chunkSize: o.chunkSize, signal: ac.signal })
       const showBar = o.progress && !o.json && process.stderr.isTTY
       if (showBar) {
         bar = new cliProgress.SingleBar({ format: `${basename(file)} [{bar}] {percentage}% | {done}/{size} | {speed} | ETA {eta_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -85,7 +102,7 @@ export function register(program: Command): void {
           bar.update(p.bytes, { done: fmtBytes(p.bytes, false), size: fmtBytes(p.total, false), speed: fmtBytes(p.rate) })
         }
       })
-      const r = await t.done
+      const r = await Promise.race([t.done, noPeer])
       bar?.stop()
       if (o.json) jsonLine({ event: 'done', ...r })
       else process.stdout.write(`sent ${r.name}: ${fmtBytes(r.size, false)}, sha256 ${r.sha256}${r.resumes ? `, resumed ${r.resumes}× from ${r.resumedFrom.join(', ')}` : ''}\n`)
@@ -93,6 +110,7 @@ export function register(program: Command): void {
       bar?.stop()
       fail(err, 'onbus send-file')
     } finally {
+      if (giveUp) clearTimeout(giveUp)
       stop.dispose()
       link?.close()
     }
