@@ -771,6 +771,7 @@ const modules: { group: string; file: string; args: string[] }[] = [
   { group: 'bus', file: 'bus-inprocess.js', args: QUICK ? ['--messages', '1000000'] : [] },
   { group: 'ipc', file: 'bus-ipc.js', args: QUICK ? ['--quick'] : [] },
   { group: 'streams', file: 'streams.js', args: QUICK ? ['--runs', '1', '--gib', '0.25', '--transfer-gib', '0.25', '--rtts', '200'] : [] },
+  { group: 'record', file: 'record.js', args: QUICK ? ['--quick'] : [] },
 ]
 const extra: string[] = []
 function baselineName(group: string, row: Record<string, unknown>): string {
