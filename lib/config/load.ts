@@ -123,8 +123,14 @@ export function parseConfig(text: string, file: string, kinds: ReadonlyMap<strin
     issues.push({ file, ...locate(path, key), path: [...path, ...(key !== undefined ? [key] : [])].join('.'), message })
 
   if (!frameValidator(data)) for (const e of frameValidator.errors!) report(e, [], push)
-  if (issues.length) throw new ConfigError(sortIssues(issues))
+  // Go on with what has the right shape, so that one run reports every problem.
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+  if (!isObj(data)) throw new ConfigError(sortIssues(issues))
   const cfg = data as OnbusConfig
+  const linksOk = isObj(cfg.links) && Object.values(cfg.links).every((l) => isObj(l) && typeof l.kind === 'string')
+  const topicsOk = isObj(cfg.topics) && Object.values(cfg.topics).every((t) => isObj(t) && isObj(t.qos) && (t.from === undefined || Array.isArray(t.from)) && (t.to === undefined || Array.isArray(t.to)))
+  if (!linksOk) cfg.links = undefined
+  if (!topicsOk) cfg.topics = undefined
 
   // Links: each against its kind.
   const known = [...kinds.keys()].sort()
