@@ -158,6 +158,25 @@ describe('replay', () => {
     }
   })
 
+  it("leaves onbus's own topics (/onbus/…) out unless they are listed", async () => {
+    const path = join(dir, 'internal.mcap')
+    await writeFile(path, [
+      { topic: 'a', atMs: 0, payload: new Uint8Array([1, 0, 0]) },
+      { topic: '/onbus/stats', atMs: 1, payload: new Uint8Array([9]) },
+      { topic: 'a', atMs: 2, payload: new Uint8Array([1, 2, 0]) },
+    ])
+    for (const topics of [undefined, ['/onbus/stats']]) {
+      const bus = createBus({ name: 'replay-internal' })
+      const got: string[] = []
+      bus.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec }).subscribe(() => void got.push('a'))
+      bus.topic('/onbus/stats', { qos: qosProfiles.sensorData, codec: rawCodec }).subscribe(() => void got.push('stats'))
+      const s = await (await replayFile({ bus, path, rate: 100, topics })).done
+      bus.close()
+      expect(got).toEqual(topics ? ['stats'] : ['a', 'a'])
+      expect(Object.keys(s.topics)).toEqual(topics ? ['/onbus/stats'] : ['a'])
+    }
+  })
+
   it('runs on a virtual clock modules can read, which pauses and resumes', async () => {
     const path = join(dir, 'clock.mcap')
     await writeFile(path, specs())

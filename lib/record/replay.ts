@@ -48,7 +48,7 @@ export interface ReplayOptions {
   rate?: number
   /** Start again from the beginning at the end, until closed. */
   loop?: boolean
-  /** Only these topics. */
+  /** Only these topics. Default: every topic except onbus's own (`/onbus/…`, e.g. the daemon's stats snapshots), which are replayed only when listed here. */
   topics?: string[]
   /** Start this many seconds after the first message. */
   startS?: number
@@ -76,9 +76,9 @@ export interface ReplaySummary {
   reader: 'indexed' | 'streaming'
   messages: number
   loops: number
-  /** Wall time the replay ran, in seconds. */
+  /** Wall time from the first message to the end, in seconds. */
   wallS: number
-  /** Recorded span replayed per pass, in seconds. */
+  /** Recorded span replayed per pass (within start/end), in seconds. */
   recordedS: number
   rate: number
   /** How late messages went out versus their due time, in µs (nearest rank). */
@@ -191,6 +191,7 @@ export class Replayer extends EventEmitter {
   readonly done: Promise<ReplaySummary>
   private readonly src: Source
   private readonly opts: ReplayOptions
+  private readonly topics: string[]
   private readonly targets = new Map<number, Target>()
   private readonly byTopic = new Map<string, Target>()
   private closed = false
@@ -216,9 +217,13 @@ export class Replayer extends EventEmitter {
     this.clock = new VirtualClock(src.first ?? 0n, opts.rate ?? 1)
     if (opts.paused) this.clock.pause()
     this.clock.on('change', () => this.wakeUp())
+    // Which topics: the listed ones, else all but onbus's own (replaying old stats
+    // snapshots onto a live daemon's stats topic would mislead its viewers).
+    const topics = opts.topics ?? [...new Set([...src.channels.values()].map((c) => c.topic))].filter((t) => !t.startsWith('/onbus/'))
+    this.topics = topics
     // Declare every replayed topic now, so that subscribers can find them as soon as replayFile() resolves.
-    const want = opts.topics ? new Set(opts.topics) : null
-    for (const ch of src.channels.values()) if (!want || want.has(ch.topic)) this.target(ch.id)
+    const want = new Set(topics)
+    for (const ch of src.channels.values()) if (want.has(ch.topic)) this.target(ch.id)
     if (opts.signal) {
       const signal = opts.signal
       const onAbort = (): void => this.close()
@@ -380,14 +385,13 @@ export class Replayer extends EventEmitter {
     if (this.src.first === null || first === null) return this.summary()
     const startOff = (this.opts.startS ?? 0) * 1e9
     const endTime = this.opts.endS !== undefined ? first + BigInt(Math.round(this.opts.endS * 1e9)) : undefined
-    this.wallStart = performance.now()
     let from = startOff
     try {
       for (;;) {
         const startTime = first + BigInt(Math.round(from))
         let primed = false
         let seeked = false
-        for await (const m of this.prefetched(this.src.messages(this.opts.topics, startTime, endTime))) {
+        for await (const m of this.prefetched(this.src.messages(this.topics, startTime, endTime))) {
           const offset = Number(m.logTime - first)
           if (!primed) {
             primed = true
@@ -399,6 +403,7 @@ export class Replayer extends EventEmitter {
           }
           const w = await this.waitFor(offset)
           if (w === 'closed') return this.summary()
+          if (this.wallStart === 0) this.wallStart = performance.now()
           if (w === 'seek') {
             from = this.seekTo!
             this.seekTo = null
@@ -464,7 +469,7 @@ export class Replayer extends EventEmitter {
       messages: this.messages,
       loops: this.loops,
       wallS: ((this.wallEnd || performance.now()) - (this.wallStart || performance.now())) / 1000,
-      recordedS: first !== null && last !== null ? Number(last - first) / 1e9 : 0,
+      recordedS: first !== null && last !== null ? Math.max(0, Math.min(Number(last - first) / 1e9, this.opts.endS ?? Infinity) - (this.opts.startS ?? 0)) : 0,
       rate: this.clock.rate,
       lateness: { p50: at(0.5), p99: at(0.99), max: s.length ? s[s.length - 1] / 1000 : 0, n: s.length },
       blocked: this.blocked,
