@@ -28,7 +28,7 @@ describe('onbus echo and stats against a configured daemon', () => {
   sensor: { kind: udp, port: ${rawPort} }
 topics:
   mavlink/in:
-    type: mavlink
+    codec: mavlink
     qos: { profile: sensorData }
     from: [telemetry]
   sensor/raw:

@@ -29,7 +29,7 @@ export interface TopicFeedTarget {
 }
 
 export interface TopicConfig {
-  codec?: 'raw' | 'json'
+  codec?: 'raw' | 'json' | 'mavlink'
   type?: string
   qos: Record<string, unknown>
   from?: string[]

@@ -58,7 +58,8 @@ export const configSchema = {
         additionalProperties: false,
         required: ['qos'],
         properties: {
-          codec: { enum: ['raw', 'json'] },
+          /** raw (bytes as they are), json, or mavlink (bytes, one whole MAVLink frame per message: what the recorder and `onbus echo` decode). */
+          codec: { enum: ['raw', 'json', 'mavlink'] },
           /** What the payload is, for `onbus echo` and the recorder: `mavlink`, `video`, or anything (shown as hex). */
           type: { type: 'string', minLength: 1 },
           qos: qosSchema,

@@ -26,6 +26,9 @@ import { statsSnapshot, RateMeter, type StatsSnapshot } from './stats.js'
 
 export const DEFAULT_STATS_TOPIC = '/onbus/stats'
 
+/** Bytes as they are, named `mavlink`: one whole frame per message (what the recorder and `onbus echo` decode). */
+const mavlinkFrameCodec = Object.freeze({ name: 'mavlink', encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b, byteLength: (b: Uint8Array) => b.length })
+
 /** A daemon log record: `event` for machines, `text` for people. */
 export interface DaemonLogRecord {
   event: string
@@ -248,7 +251,7 @@ export class Daemon extends EventEmitter {
   }
 
   private openTopic(name: string, tc: TopicConfig): void {
-    const codec = tc.codec === 'json' ? jsonCodec<unknown>() : rawCodec
+    const codec = tc.codec === 'json' ? jsonCodec<unknown>() : tc.codec === 'mavlink' ? mavlinkFrameCodec : rawCodec
     const t = this.bus.topic<unknown>(name, { qos: resolveQos(tc.qos), codec: codec as never })
     t.on('error', (err: Error) => this.log('error', { topic: name, error: err.message }, `topic ${name}: ${err.message}`))
     this.topics.set(name, t)
