@@ -142,7 +142,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'output MCAP file (with --recover: the rewritten file)')
     .option('-d, --duration <time>', 'stop after this long (30s, 2m, 250ms); default: until SIGINT/SIGTERM', parseDuration)
     .addOption(new Option('-c, --compression <kind>', 'chunk compression').choices(['zstd', 'none']).default('zstd'))
-    .option('--chunk-size <bytes>', 'uncompressed chunk size; a SIGKILL loses at most the open chunk', (v) => positive(v, 'chunk size'), 1 << 20)
+    .option('--chunk-size <bytes>', 'uncompressed chunk size; a SIGKILL loses at most the open chunk', (v) => positive(v, 'chunk size'), 512 * 1024)
     .option('--queue-mb <n>', 'bound of the recorder queue in MiB (beyond it messages are dropped and counted)', (v) => positive(v, 'queue size'), 64)
     .option('--recover <file>', 'rewrite a file cut short (killed recorder, full disk) into a fully indexed one at -o')
     .option('--ipc-dir <dir>', 'IPC runtime directory (default: $ONBUS_IPC_DIR, else $XDG_RUNTIME_DIR/onbus or /tmp/onbus-<uid>)')
