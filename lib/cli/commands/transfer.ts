@@ -60,7 +60,7 @@ export function register(program: Command): void {
       .option('--name <name>', 'name the receiver stores it under (default: the file’s basename)')
       .option('--servername <name>', 'TLS: the name the server certificate must carry')
       .option('--chunk-size <bytes>', 'chunk size', (v) => Number(v))
-      .option('--connect-timeout <ms>', 'give up when no connection was made within this long (cuts later are retried)', (v) => Number(v), 10_000)
+      .option('--connect-timeout <ms>', 'give up when no receiver accepted the transfer within this long (cuts after that are retried)', (v) => Number(v), 10_000)
       .option('--json', 'progress and result as JSON lines')
       .option('--no-progress', 'no progress bar'),
   ).action(async (file: string, o: TlsFlags & { port: number; host: string; name?: string; chunkSize?: number; connectTimeout: number; json?: boolean; progress: boolean }) => {
@@ -80,15 +80,12 @@ export function register(program: Command): void {
       stop.signal.addEventListener('abort', () => ac.abort(stop.signal.reason), { once: true })
       const noPeer = new Promise<never>((_resolve, reject) => {
         giveUp = setTimeout(() => {
-          const e = Object.assign(new Error(`No connection to ${o.host}:${o.port} within ${o.connectTimeout} ms${lastError ? ` (last error: ${lastError.message})` : ''}`), { code: (lastError as { code?: string } | null)?.code ?? 'ETIMEDOUT' })
+          const e = Object.assign(new Error(`No receiver at ${o.host}:${o.port} accepted the transfer within ${o.connectTimeout} ms${lastError ? ` (last error: ${lastError.message})` : ''}`), { code: (lastError as { code?: string } | null)?.code ?? 'ETIMEDOUT' })
           reject(e) // first, so that the race reports this rather than the abort it causes
           ac.abort(e)
         }, o.connectTimeout)
       })
-      link.on('connect', () => {
-        if (giveUp) clearTimeout(giveUp)
-        giveUp = null
-      })
+      ;(link as unknown as NodeJS.EventEmitter).on('disconnect', (i: { reason: Error }) => (lastError = i.reason))
       const t = sendFile(link, file, { name: o.name ?? basename(file), chunkSize: o.chunkSize, signal: ac.signal })
       const showBar = o.progress && !o.json && process.stderr.isTTY
       if (showBar) {
@@ -96,6 +93,9 @@ export function register(program: Command): void {
         bar.start(1, 0, { done: '0 B', size: '?', speed: '-' })
       }
       t.on('progress', (p: TransferProgress) => {
+        // The receiver accepted: from here on, cuts are resumed rather than given up on.
+        if (giveUp) clearTimeout(giveUp)
+        giveUp = null
         if (o.json) jsonLine({ event: 'progress', ...p })
         else if (bar) {
           bar.setTotal(Math.max(1, p.total))
@@ -135,6 +135,11 @@ export function register(program: Command): void {
         ? await createCommandServer({ host: o.host, port: o.port, ...tls }, (l) => rx.attach(l))
         : createTcpServer({ host: o.host, port: o.port, ...rx.linkOptions() }, (l) => rx.attach(l as unknown as TransferChannel))
       server.on('error', () => {})
+      // A TLS client the server refused (no or untrusted certificate, wrong pin, plaintext): reported with the reason.
+      server.on('clientError', (err: Error & { code?: string; reason?: string }, where: { address?: string; port?: number }) => {
+        if (o.json) jsonLine({ event: 'refused-client', code: err.code, reason: err.reason, message: err.message, address: where.address, port: where.port })
+        else process.stderr.write(`refused a client ${where.address ?? '?'}:${where.port ?? '?'}: ${err.code ?? ''} ${err.message}\n`)
+      })
       const p = server.port
       if (o.json) jsonLine({ event: 'listening', host: o.host, port: p, tls: !!tls })
       else process.stdout.write(`receiving into ${o.dir} on ${o.host}:${p}${tls ? (tls.insecurePlaintext ? ' (command link, plaintext)' : ' (TLS)') : ''}\n`)
