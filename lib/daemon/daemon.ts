@@ -401,6 +401,19 @@ export class Daemon extends EventEmitter {
         await this.openLinks([l], next)
       } catch (err) {
         error = (err as Error).message
+        // A changed link that cannot open with its new options goes back to the old ones; an added one
+        // is left out of the running configuration, so that the next reload tries it again.
+        const old = prev.links?.[l]
+        next.links = { ...next.links }
+        if (old) {
+          try {
+            await this.openLinks([l], { ...next, links: { ...next.links, [l]: old } })
+            next.links[l] = old
+            error += '; kept its previous options'
+          } catch {
+            delete next.links[l]
+          }
+        } else delete next.links[l]
         this.log('error', { link: l, error }, `onbus: ${error}`)
       }
     }
