@@ -13,8 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { McapWriter } from '@mcap/core'
-import { createBus, jsonCodec, qosProfiles, rawCodec, monotonicNs } from '../lib/bus/index.js'
-import { createRecorder, replayFile } from '../lib/record/index.js'
+import { createBus, createLoopbackTransportPair, jsonCodec, qosProfiles, rawCodec, monotonicNs } from '../lib/bus/index.js'
+import { createRecorder, followClock, replayFile } from '../lib/record/index.js'
 import { FileWritable } from '../lib/record/io.js'
 import { createUdpLink } from '../lib/links/index.js'
 import { emulator } from './helpers/emulator.js'
@@ -216,6 +216,52 @@ describe('replay', () => {
     expect(resumedWall).toBeGreaterThan(0)
     expect(wall).toBeGreaterThanOrEqual(640)
     expect(rp.clock.nowMs()).toBeGreaterThan(Number(T0 / MS))
+  })
+
+  it('seeks: the next message is the first at or after the new time', async () => {
+    const path = join(dir, 'seek.mcap')
+    await writeFile(path, specs())
+    const bus = createBus({ name: 'replay-seek' })
+    const a = bus.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec })
+    const rp = await replayFile({ bus, path, rate: 1, topics: ['a'] })
+    const seen: number[] = []
+    a.subscribe((v) => {
+      const atMs = v[1] | (v[2] << 8)
+      seen.push(atMs)
+      if (atMs === 40) rp.seek(0.3)
+    })
+    await rp.done
+    bus.close()
+    expect(seen).toEqual([0, 20, 40, 300, 320, 340, 360, 380, 400])
+  })
+
+  it('publishes its clock on /onbus/clock; a module on another bus follows it', async () => {
+    const path = join(dir, 'follow.mcap')
+    await writeFile(path, specs())
+    const [ta, tb] = createLoopbackTransportPair()
+    const player = createBus({ name: 'player' })
+    const module = createBus({ name: 'module' })
+    player.addTransport(ta)
+    module.addTransport(tb)
+    const clock = followClock(module)
+    const a = module.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec })
+    const diffs: number[] = []
+    a.subscribe((v) => {
+      const atMs = v[1] | (v[2] << 8)
+      if (clock.synced) diffs.push(Number(clock.now()! - T0) / 1e6 - atMs)
+    })
+    const rp = await replayFile({ bus: player, path, rate: 1, topics: ['a'] })
+    await rp.done
+    await new Promise((r) => setTimeout(r, 50))
+    expect(clock.synced).toBe(true)
+    expect(diffs.length).toBeGreaterThan(15)
+    // The followed clock reads each message's recorded time when it arrives (extrapolated between samples).
+    for (const d of diffs) {
+      expect(d).toBeGreaterThanOrEqual(-1)
+      expect(d).toBeLessThanOrEqual(SLACK_MS)
+    }
+    player.close()
+    module.close()
   })
 
   it('round trip: what the recorder wrote comes back on the bus, bytes and order intact', async () => {

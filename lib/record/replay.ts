@@ -27,7 +27,7 @@ import type { Codec } from '../codecs/codec.js'
 import { rawCodec } from '../codecs/raw.js'
 import { jsonCodec } from '../codecs/json.js'
 import { invalidArgType, invalidArgValue, onbusError } from '../errors.js'
-import { VirtualClock } from './clock.js'
+import { CLOCK_QOS, CLOCK_TOPIC, clockSample, VirtualClock, type ClockSample } from './clock.js'
 import { decompressHandlers, FileReadable } from './io.js'
 
 /** A destination for a topic's payloads besides the bus: anything with `send(bytes, port, address)` (a UdpLink) or `write(bytes)` (a stream or serial link). */
@@ -60,6 +60,8 @@ export interface ReplayOptions {
   publish?: boolean
   /** Codecs for topics not declared on the bus yet, by topic name (default: raw for `raw`, JSON for `json`, bytes as they are otherwise). */
   codecs?: Record<string, Codec<unknown>>
+  /** Publish the clock on this topic (JSON {@link ClockSample}s at every change and every 250 ms) for modules in other processes (`followClock()`); `false`: not at all. Default `/onbus/clock` when `bus` is given. */
+  clockTopic?: string | false
   /** Start paused (`clock.resume()` starts). */
   paused?: boolean
   /** How long before a due time the scheduler stops sleeping and starts yielding; default 2 ms. */
@@ -206,6 +208,8 @@ export class Replayer extends EventEmitter {
   private wallStart = 0
   private wallEnd = 0
   private abortCleanup: (() => void) | null = null
+  private clockPub: Publisher<ClockSample> | null = null
+  private clockTimer: NodeJS.Timeout | null = null
 
   /** @internal use {@link replayFile} */
   constructor(src: Source, opts: ReplayOptions) {
@@ -216,7 +220,17 @@ export class Replayer extends EventEmitter {
     this.spinNs = (opts.spinMs ?? 2) * 1e6
     this.clock = new VirtualClock(src.first ?? 0n, opts.rate ?? 1)
     if (opts.paused) this.clock.pause()
-    this.clock.on('change', () => this.wakeUp())
+    this.clock.on('change', () => {
+      this.wakeUp()
+      this.publishClock()
+    })
+    const clockTopic = opts.clockTopic ?? CLOCK_TOPIC
+    if (opts.bus && clockTopic !== false) {
+      this.clockPub = opts.bus.topic(clockTopic, { qos: CLOCK_QOS, codec: jsonCodec<ClockSample>() }).publisher({ name: 'replay-clock', qos: { durability: 'transient-local' } })
+      this.publishClock()
+      this.clockTimer = setInterval(() => this.publishClock(), 250)
+      this.clockTimer.unref()
+    }
     // Which topics: the listed ones, else all but onbus's own (replaying old stats
     // snapshots onto a live daemon's stats topic would mislead its viewers).
     const topics = opts.topics ?? [...new Set([...src.channels.values()].map((c) => c.topic))].filter((t) => !t.startsWith('/onbus/'))
@@ -256,6 +270,10 @@ export class Replayer extends EventEmitter {
     if (typeof seconds !== 'number' || !(seconds >= 0)) throw invalidArgValue('seconds', seconds, 'must be a number ≥ 0')
     this.seekTo = seconds * 1e9
     this.clock.seek(this.seekTo)
+  }
+
+  private publishClock(): void {
+    if (this.clockPub && !this.clockPub.closedState) this.clockPub.publish(clockSample(this.clock))
   }
 
   private wakeUp(): void {
@@ -451,6 +469,9 @@ export class Replayer extends EventEmitter {
 
   private finishUp(): void {
     this.abortCleanup?.()
+    if (this.clockTimer) clearInterval(this.clockTimer)
+    this.publishClock()
+    this.clockPub?.close()
     for (const t of this.byTopic.values()) t.pub?.close()
     void this.src.close()
   }
