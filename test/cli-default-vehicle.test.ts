@@ -63,6 +63,9 @@ describe.skipIf(slow)('onbus run with no configuration: the simulated vehicle', 
     const topic = s.topics.find((t) => t.name === 'sensors/lidar')!
     expect(topic.type).toBe('velodyne/vlp16')
     expect(topic.published).toBeGreaterThan(0)
+    // The daemon's transport: at least perception, planning and this stats process as peers.
+    expect(s.ipc!.peers).toBeGreaterThanOrEqual(3)
+    expect(s.ipc!.sentInline + s.ipc!.sentShm).toBeGreaterThan(0)
     expect(s.modules.map((m) => [m.name, m.state])).toEqual([
       ['perception', 'running'],
       ['planning', 'running'],
@@ -71,6 +74,7 @@ describe.skipIf(slow)('onbus run with no configuration: the simulated vehicle', 
     // Plain lines when stdout is not a terminal.
     const plain = await runCli(['stats', '-n', '1'], env)
     expect(plain.stdout).toMatch(/link lidar udp rx [\d.k]+ msg\/s .* drops /)
+    expect(plain.stdout).toMatch(/ ipc: \d+ peers, sent \d+ .* drops /)
 
     // topics: the daemon's and the modules' (learned from their announcements).
     const tp = await runCli(['topics', '--json'], env)

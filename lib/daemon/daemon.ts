@@ -138,6 +138,7 @@ export class Daemon extends EventEmitter {
   private readonly modules = new Map<string, ModuleProcess>()
   private readonly sims = new Map<string, SimEntry>()
   private readonly dropsByTopic = new Map<string, Record<string, number>>()
+  private readonly ipcDrops: Record<string, number> = {}
   private statsTimer: NodeJS.Timeout | null = null
   private closed = false
   private reloads = 0
@@ -166,6 +167,7 @@ export class Daemon extends EventEmitter {
     this.ipc = ipcEnabled ? createIpcTransport({ dir: this.ipcDir }) : null
     if (this.ipc) {
       this.ipc.on('error', (err: Error) => this.log('error', { error: err.message }, `ipc: ${err.message}`))
+      this.ipc.on('drop', (e: { reason: string; count: number }) => (this.ipcDrops[e.reason] = (this.ipcDrops[e.reason] ?? 0) + e.count))
       this.bus.addTransport(this.ipc)
     }
     this.statsTopic = this.bus.topic(config.stats?.topic ?? DEFAULT_STATS_TOPIC, {
@@ -362,6 +364,7 @@ export class Daemon extends EventEmitter {
       topics: [...this.topics.values()].map((t) => ({ info: t.info(), type: this.config.topics?.[t.name]?.type ?? null, dropsByReason: this.dropsByTopic.get(t.name) ?? {} })),
       modules,
       sims: [...this.sims.values()].map((s) => s.describe()),
+      ipc: this.ipc ? { ...this.ipc.stats(), dir: this.ipc.dir, dropsByReason: { ...this.ipcDrops } } : null,
     })
   }
 

@@ -3,6 +3,7 @@
  * interval) and read by `onbus stats` / `onbus topics` in other processes.
  */
 import type { QoS } from '../bus/qos.js'
+import type { IpcStats } from '../bus/ipc/transport.js'
 import type { TopicInfo } from '../bus/topic.js'
 import type { LinkCounters } from './kinds.js'
 import type { ModuleStatus } from './modules.js'
@@ -83,7 +84,11 @@ export interface StatsSnapshot {
   topics: TopicFigures[]
   modules: ModuleStatus[]
   sims: Record<string, unknown>[]
+  /** The daemon's cross-process transport: peers, messages carried, drops by reason (`too-large`, `shm-full`, `stale`, `stalled-peer`, `decode-error`). */
+  ipc: IpcFigures | null
 }
+
+export type IpcFigures = IpcStats & { dir: string; dropsByReason: Record<string, number> }
 
 export interface SnapshotInput {
   pid: number
@@ -96,6 +101,7 @@ export interface SnapshotInput {
   topics: { info: TopicInfo; type: string | null; dropsByReason: Record<string, number> }[]
   modules: ModuleStatus[]
   sims: Record<string, unknown>[]
+  ipc: IpcFigures | null
 }
 
 const worse = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b))
@@ -141,5 +147,6 @@ export function statsSnapshot(i: SnapshotInput): StatsSnapshot {
     topics,
     modules: i.modules,
     sims: i.sims,
+    ipc: i.ipc,
   }
 }

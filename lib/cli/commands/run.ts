@@ -36,13 +36,15 @@ export function register(program: Command): void {
       let stopping = false
       const onHup = () => void daemon.reload()
       const stop = (sig: string) => {
-        if (stopping) return
+        if (stopping) {
+          // A second signal while closing: the user means it.
+          process.stderr.write(`onbus run: ${sig} again while closing; exiting now\n`)
+          process.exit(130)
+        }
         stopping = true
         log({ event: 'signal', signal: sig, text: `onbus: ${sig}, closing` })
         process.removeListener('SIGHUP', onHup)
         void daemon.close().then(() => {
-          process.removeListener('SIGTERM', onTerm)
-          process.removeListener('SIGINT', onInt)
           // Everything is closed: the process ends by itself. If it does not, say what holds it.
           setTimeout(() => {
             process.stderr.write(`onbus run: still running ${LEAK_GRACE_MS} ms after close; open handles: ${JSON.stringify(process.getActiveResourcesInfo())}\n`)

@@ -12,7 +12,12 @@ export function renderTables(s: StatsSnapshot): string {
   for (const t of s.topics)
     topics.push([t.name, t.type ?? t.codec, fmtRate(t.rate), fmtBytes(t.bandwidth), fmtNs(t.latency.p50), fmtNs(t.latency.p99), fmtNs(t.rxLatency.p99), t.publishers.length, t.subscribers.length, t.drops ? `${t.drops} ${fmtDrops(t.dropsByReason)}` : '0'])
   const mods = s.modules.map((m) => `${m.name}: ${m.state}${m.pid ? ` (pid ${m.pid})` : ''}${m.restarts ? `, ${m.restarts} restarts` : ''}`).join('; ')
-  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}\n${links.toString()}\n${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}`
+  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}\n${links.toString()}\n${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}${s.ipc ? `${ipcLine(s)}\n` : ''}`
+}
+
+function ipcLine(s: StatsSnapshot): string {
+  const i = s.ipc!
+  return `ipc: ${i.peers} peers, sent ${i.sentInline + i.sentShm} (${i.sentShm} via shared memory), received ${i.received}, drops ${fmtDrops(i.dropsByReason)}${i.stalls ? `, ${i.stalls} stalls` : ''}${i.refused ? `, ${i.refused} refused` : ''}`
 }
 
 export function renderLines(s: StatsSnapshot): string {
@@ -23,6 +28,7 @@ export function renderLines(s: StatsSnapshot): string {
   for (const x of s.topics)
     out += `${t} topic ${x.name} ${fmtRate(x.rate)} msg/s ${fmtBytes(x.bandwidth)} latency p50 ${fmtNs(x.latency.p50)} p99 ${fmtNs(x.latency.p99)} rx→pub p99 ${fmtNs(x.rxLatency.p99)} drops ${x.drops}${x.drops ? ` (${fmtDrops(x.dropsByReason)})` : ''}\n`
   for (const m of s.modules) out += `${t} module ${m.name} ${m.state} pid ${m.pid ?? '-'} restarts ${m.restarts}\n`
+  if (s.ipc) out += `${t} ${ipcLine(s)}\n`
   return out
 }
 

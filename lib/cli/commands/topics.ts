@@ -55,7 +55,7 @@ export function register(program: Command): void {
       if (e.topic === '/onbus/stats') continue
       let t = byName.get(e.topic)
       if (!t) byName.set(e.topic, (t = { name: e.topic, type: null, codec: e.codec, qos: null, publishers: [], subscribers: [], rate: null }))
-      const who = `${e.source ?? e.id}${s && e.id.startsWith('onbus-daemon') ? '' : ''}`
+      const who = e.source ?? e.id
       if (e.kind === 'publisher') {
         t.qos ??= e.qos as QoS
         if (!t.publishers.some((p) => p.startsWith(who))) t.publishers.push(who)
