@@ -4,17 +4,18 @@
  *
  * Each recorded topic gets one synchronous, best-effort subscription that
  * copies the message's bytes into a bounded queue (a byte bound and a count
- * bound) and returns. A pump drains the queue into @mcap/core's McapWriter in
- * slices of at most `sliceMs` of work per event-loop turn; the writer awaits
- * every file write, so a slow disk holds the pump, the queue fills, and
- * messages beyond the bounds are dropped and counted per topic. Nothing the
- * recorder does can push back on a publisher. The drop counts, start and stop
+ * bound) and returns. A pump packs queued messages into batches for
+ * @mcap/core's McapWriter, which runs in a worker thread (writer.ts): chunk
+ * compression and file writes never run on the event loop that delivers bus
+ * messages. The writer awaits every file write and the pump awaits each
+ * batch, so a slow disk holds the pump, the queue fills, and messages beyond
+ * the bounds are dropped and counted per topic. Nothing the recorder does
+ * can push back on a publisher. The drop counts, start and stop
  * times and versions go into a metadata record `onbus.recorder` at close.
  *
  * Layout and crash behaviour: docs/RECORD.md.
  */
 import { EventEmitter } from 'node:events'
-import { McapWriter } from '@mcap/core'
 import type { Bus } from '../bus/bus.js'
 import type { Topic } from '../bus/topic.js'
 import type { EndpointDescriptor } from '../bus/topic.js'
@@ -27,7 +28,8 @@ import { monotonicNs } from '../bus/clock.js'
 import { now } from '../time.js'
 import { invalidArgType, invalidArgValue, onbusError } from '../errors.js'
 import type { Dialect } from '../mavlink/codec.js'
-import { chunkCompressor, FileWritable, type Compression } from './io.js'
+import type { Compression } from './io.js'
+import { openSink, packBatch, type ChannelSpec, type Sink } from './writer.js'
 import { defaultDialect, isMavlinkCodec, MAVLINK_MESSAGE_ENCODING, mavlinkMsgId, mavlinkSchema, messageEncodingOf } from './schema.js'
 import { mcapLibrary, onbusVersion } from './version.js'
 
@@ -51,8 +53,15 @@ export interface RecorderOptions {
   queueBytes?: number
   /** Queue bound in messages; default 100,000. */
   queueMessages?: number
-  /** Work the pump does per event-loop turn before yielding, in ms; default 4. */
+  /** Work the pump does per event-loop turn before yielding, in ms, when the writer runs on this thread; default 4. */
   sliceMs?: number
+  /**
+   * Where McapWriter (compression, file writes) runs: `'worker'` (a worker
+   * thread: nothing but the copy into the queue happens on the event loop),
+   * `'thread'` (this one), or `'auto'` (default: the worker when the
+   * compiled worker module exists, i.e. running from dist/).
+   */
+  writer?: 'auto' | 'worker' | 'thread'
   /**
    * What a topic's payload is (the daemon configuration's topic `type`, e.g.
    * from its stats snapshots): `'mavlink'` makes a topic of any codec a
@@ -99,6 +108,8 @@ export interface RecorderSummary {
   channels: number
   /** Chunks flushed (counted when their write starts). */
   chunks: number
+  /** Where McapWriter runs: a worker thread or this one. */
+  writer: 'worker' | 'thread' | null
   compression: Compression
   topics: RecordedTopic[]
 }
@@ -170,8 +181,9 @@ export class Recorder extends EventEmitter {
   private readonly sliceMs: number
   private readonly dialect: Dialect
   private readonly typeOf: ((topic: string) => string | null | undefined) | undefined
-  private writer: McapWriter | null = null
-  private file: FileWritable | null = null
+  private readonly where: 'auto' | 'worker' | 'thread'
+  private sink: Sink | null = null
+  private nextKey = 1
   private readonly topics = new Map<string, TopicState>()
   private q: Entry[] = []
   private qHead = 0
@@ -182,7 +194,7 @@ export class Recorder extends EventEmitter {
   private stopped = false
   private failed: Error | null = null
   private dropReportQueued = false
-  private readonly schemaIds = new Map<number, number>()
+  private readonly schemas = new Map<number, ChannelSpec['schema']>()
   private startWall = 0
   private stopWall = 0
   /** CLOCK_REALTIME − CLOCK_MONOTONIC in ns: puts the bus's monotonic publish stamps on the MCAP (epoch) time axis. */
@@ -219,6 +231,9 @@ export class Recorder extends EventEmitter {
     this.maxBytes = posInt(opts.queueBytes, 'options.queueBytes', 64 << 20)
     this.maxCount = posInt(opts.queueMessages, 'options.queueMessages', 100_000)
     this.sliceMs = posInt(opts.sliceMs, 'options.sliceMs', 4, 0.1)
+    const where = opts.writer ?? 'auto'
+    if (where !== 'auto' && where !== 'worker' && where !== 'thread') throw invalidArgValue('options.writer', where, "must be 'auto', 'worker' or 'thread'")
+    this.where = where
     this.dialect = opts.dialect ?? defaultDialect
     if (opts.typeOf !== undefined && typeof opts.typeOf !== 'function') throw invalidArgType('options.typeOf', 'a function', opts.typeOf)
     this.typeOf = opts.typeOf
@@ -235,13 +250,10 @@ export class Recorder extends EventEmitter {
 
   /** @internal Opens the file, writes the header, subscribes. */
   async start(): Promise<void> {
-    this.file = await FileWritable.create(this.path)
-    this.writer = new McapWriter({
-      writable: this.file,
-      chunkSize: this.chunkSize,
-      compressChunk: await chunkCompressor(this.compression, this.zstdLevel),
-    })
-    await this.writer.start({ profile: '', library: `onbus ${onbusVersion} (${mcapLibrary})` })
+    this.sink = await openSink(
+      { path: this.path, compression: this.compression, zstdLevel: this.zstdLevel, chunkSize: this.chunkSize, library: `onbus ${onbusVersion} (${mcapLibrary})` },
+      this.where,
+    )
     this.monoToReal = now('realtime') - BigInt(Math.round(monotonicNs()))
     this.startWall = Date.now()
     for (const t of this.bus.topics()) this.consider(t)
@@ -343,26 +355,51 @@ export class Recorder extends EventEmitter {
     }
   }
 
-  /** Drains the queue into the writer, yielding to the event loop every `sliceMs`. */
+  /**
+   * Drains the queue into the sink in packed batches (at most 1 MiB or 4096
+   * messages each). With the worker sink the event loop only packs; with the
+   * thread sink the pump yields to the event loop every `sliceMs`.
+   */
   private async pump(): Promise<void> {
-    const w = this.writer!
+    const sink = this.sink!
+    const keys: number[] = []
+    const seqs: number[] = []
+    const logs: bigint[] = []
+    const pubs: bigint[] = []
+    const datas: Uint8Array[] = []
+    const owners: TopicState[] = []
     try {
       let sliceStart = performance.now()
       while (this.qHead < this.q.length) {
-        const e = this.q[this.qHead]
-        this.q[this.qHead++] = undefined as unknown as Entry
-        this.qBytes -= e.data.byteLength
-        const channelId = await this.channelFor(w, e)
-        await w.addMessage({ channelId, sequence: e.seq >>> 0, logTime: e.logTime, publishTime: e.publishTime, data: e.data })
-        e.t.written++
-        e.t.bytes += e.data.byteLength
-        this.written++
-        this.writtenBytes += e.data.byteLength
+        let bytes = 0
+        let n = 0
+        while (this.qHead < this.q.length && n < 4096 && bytes < 1 << 20) {
+          const e = this.q[this.qHead]
+          this.q[this.qHead++] = undefined as unknown as Entry
+          this.qBytes -= e.data.byteLength
+          keys[n] = this.channelFor(e)
+          seqs[n] = e.seq
+          logs[n] = e.logTime
+          pubs[n] = e.publishTime
+          datas[n] = e.data
+          owners[n] = e.t
+          bytes += e.data.byteLength
+          n++
+        }
         if (this.qHead > 4096 && this.qHead * 2 > this.q.length) {
           this.q = this.q.slice(this.qHead)
           this.qHead = 0
         }
-        if (performance.now() - sliceStart > this.sliceMs) {
+        await sink.write(packBatch(n, keys, seqs, logs, pubs, datas))
+        for (let i = 0; i < n; i++) {
+          const t = owners[i]
+          t.written++
+          t.bytes += datas[i].byteLength
+          datas[i] = undefined as unknown as Uint8Array
+        }
+        this.written += n
+        this.writtenBytes += bytes
+        if (sink.kind === 'thread' && performance.now() - sliceStart > this.sliceMs) {
           await new Promise<void>((r) => setImmediate(r))
           sliceStart = performance.now()
         }
@@ -384,7 +421,8 @@ export class Recorder extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err)
   }
 
-  private async channelFor(w: McapWriter, e: Entry): Promise<number> {
+  /** The channel key of a message, declaring the channel (and its schema) to the sink on first use. */
+  private channelFor(e: Entry): number {
     const st = e.t
     if (st.mavlink === null) {
       st.type = this.typeOf?.(st.name) ?? null
@@ -392,12 +430,8 @@ export class Recorder extends EventEmitter {
     }
     if (!st.mavlink) {
       if (st.channel < 0) {
-        st.channel = await w.registerChannel({
-          topic: st.name,
-          messageEncoding: messageEncodingOf(st.codecName),
-          schemaId: 0,
-          metadata: this.channelMetadata(st),
-        })
+        st.channel = this.nextKey++
+        this.sink!.channel(st.channel, { topic: st.name, messageEncoding: messageEncodingOf(st.codecName), schema: null, metadata: [...this.channelMetadata(st)] })
         this.channels++
       }
       return st.channel
@@ -406,18 +440,19 @@ export class Recorder extends EventEmitter {
     let ch = st.byMsgId.get(id)
     if (ch === undefined) {
       const def = id >= 0 ? this.dialect.messages.get(id) : undefined
-      let schemaId = 0
+      let schema: ChannelSpec['schema'] = null
       if (def) {
-        schemaId = this.schemaIds.get(id) ?? 0
-        if (schemaId === 0) {
-          schemaId = await w.registerSchema(mavlinkSchema(def, this.dialect))
-          this.schemaIds.set(id, schemaId)
+        schema = this.schemas.get(id) ?? null
+        if (!schema) {
+          schema = mavlinkSchema(def, this.dialect)
+          this.schemas.set(id, schema)
         }
       }
       const md = this.channelMetadata(st)
       md.set('mavlink.msgid', String(id))
       if (def) md.set('mavlink.name', def.name)
-      ch = await w.registerChannel({ topic: st.name, messageEncoding: MAVLINK_MESSAGE_ENCODING, schemaId, metadata: md })
+      ch = this.nextKey++
+      this.sink!.channel(ch, { topic: st.name, messageEncoding: MAVLINK_MESSAGE_ENCODING, schema, metadata: [...md] })
       st.byMsgId.set(id, ch)
       this.channels++
     }
@@ -445,12 +480,13 @@ export class Recorder extends EventEmitter {
       durationS: (stop - this.startWall) / 1000,
       messages: this.written,
       bytes: this.writtenBytes,
-      fileBytes: this.file?.bytes ?? 0,
+      fileBytes: this.sink?.figures().fileBytes ?? 0,
       dropped: this.dropped,
       queued: this.q.length - this.qHead,
       queuedBytes: this.qBytes,
       channels: this.channels,
-      chunks: this.writer?.statistics?.chunkCount ?? 0,
+      chunks: this.sink?.figures().chunks ?? 0,
+      writer: this.sink?.kind ?? null,
       compression: this.compression,
       topics: [...this.topics.values()].map((t) => ({ topic: t.name, codec: t.codecName, received: t.received, written: t.written, bytes: t.bytes, dropped: t.dropped })),
     }
@@ -478,9 +514,9 @@ export class Recorder extends EventEmitter {
       this.pumping = true
       await this.pump()
     }
-    const w = this.writer
+    const sink = this.sink
     try {
-      if (w && !this.failed) {
+      if (sink) {
         const md = new Map<string, string>([
           ['recorder', 'onbus'],
           ['onbus.version', onbusVersion],
@@ -498,13 +534,11 @@ export class Recorder extends EventEmitter {
           md.set(`received.${t.name}`, String(t.received))
           md.set(`dropped.${t.name}`, String(t.dropped))
         }
-        await w.addMetadata({ name: 'onbus.recorder', metadata: md })
-        await w.end()
+        // After a failure the file is still closed (with what it has), without the metadata.
+        await sink.end(this.failed ? null : [...md])
       }
     } catch (err) {
       this.fail(err as Error)
-    } finally {
-      await this.file?.close()
     }
     if (this.failed) throw this.failed
     return this.stats()
