@@ -15,6 +15,8 @@ export interface KindSchema {
   schema: object
   /** Set when this build lacks the kind's module: the file is refused with this reason. */
   unavailable?: string
+  /** The schema describes the options without `kind` (a module's own schema, e.g. the MAVLink router's): `kind` is taken off before checking. */
+  schemaWithoutKind?: boolean
 }
 
 export interface LinkConfig {
@@ -145,7 +147,8 @@ export function parseConfig(text: string, file: string, kinds: ReadonlyMap<strin
       continue
     }
     const v = kindValidator(k.schema)
-    if (!v(link)) for (const e of v.errors!) report(e, ['links', name], push)
+    const { kind: _kind, ...rest } = link
+    if (!v(k.schemaWithoutKind ? rest : link)) for (const e of v.errors!) report(e, ['links', name], push)
   }
   // Feeds name links that exist.
   const links = new Set(Object.keys(cfg.links ?? {}))

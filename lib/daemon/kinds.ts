@@ -404,14 +404,15 @@ const rtpCameraSlot = obj('rtp-camera', {
  * the module's API to `Running` (the router: `createMavlinkRouter(config)`).
  */
 const MAVLINK_MODULE = '../mavlink/router.js'
+const MAVLINK_CONFIG_MODULE = '../mavlink/router-config.js'
 const RTP_MODULE = '../video/index.js'
 
 interface OptionalKind {
   kind: string
   module: string
   slot: object
-  /** The module's schema export, if it brings one (replaces the slot). */
-  schemaExport: string
+  /** Modules and export names where the kind's own JSON Schema may be (the first found replaces the slot; it describes the options without `kind`). */
+  schemaFrom: [module: string, exportName: string][]
   /** Turns the loaded module into the kind. */
   adapt(mod: Record<string, unknown>): LinkKind['create']
 }
@@ -421,7 +422,11 @@ const optional: OptionalKind[] = [
     kind: 'mavlink',
     module: MAVLINK_MODULE,
     slot: mavlinkSlot,
-    schemaExport: 'routerLinkSchema',
+    schemaFrom: [
+      [MAVLINK_MODULE, 'routerConfigSchema'],
+      [MAVLINK_CONFIG_MODULE, 'routerConfigSchema'],
+      [MAVLINK_CONFIG_MODULE, 'schema'],
+    ],
     adapt: (mod) => async (c) => {
       const create = mod.createMavlinkRouter as (cfg: unknown) => { close(): unknown; stats?(): Record<string, number> }
       const router = await create(c)
@@ -432,12 +437,17 @@ const optional: OptionalKind[] = [
     kind: 'rtp-camera',
     module: RTP_MODULE,
     slot: rtpCameraSlot,
-    schemaExport: 'rtpCameraLinkSchema',
+    schemaFrom: [[RTP_MODULE, 'rtpCameraSchema']],
     adapt: () => () => {
       throw onbusError('ERR_ONBUS_KIND_UNAVAILABLE', "link kind 'rtp-camera' is not wired in this build")
     },
   },
 ]
+
+function withoutKind(c: LinkConfig): LinkConfig {
+  const { kind: _k, ...rest } = c
+  return rest as LinkConfig
+}
 
 /**
  * The kinds of this build: the built-in ones, then the optional ones whose
@@ -449,8 +459,18 @@ export async function loadKinds(): Promise<Map<string, LinkKind>> {
   for (const o of optional) {
     try {
       const mod = (await import(o.module)) as Record<string, unknown>
-      const schema = (mod[o.schemaExport] as object | undefined) ?? o.slot
-      kinds.set(o.kind, { schema, create: o.adapt(mod) })
+      let schema: object | undefined
+      for (const [m, name] of o.schemaFrom) {
+        if (schema) break
+        try {
+          schema = ((m === o.module ? mod : await import(m)) as Record<string, unknown>)[name] as object | undefined
+        } catch {
+          // not there: the next candidate, else the slot
+        }
+      }
+      const create = o.adapt(mod)
+      // The module's own schema knows nothing of `kind`: it is taken off before checking and creating.
+      kinds.set(o.kind, schema ? { schema, schemaWithoutKind: true, create: (c, ctx) => create(withoutKind(c), ctx) } : { schema: o.slot, create })
     } catch (err) {
       const code = (err as { code?: string }).code
       const why = code === 'ERR_MODULE_NOT_FOUND' ? `its module (lib/${o.module.slice(3).replace(/\.js$/, '.ts')}) is not in this build` : (err as Error).message
