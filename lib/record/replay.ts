@@ -373,6 +373,10 @@ export class Replayer extends EventEmitter {
       }
     })()
     try {
+      // Fill the read-ahead before the first message: reading and decompressing
+      // the first chunks back to back would otherwise make the first due
+      // messages of every pass late.
+      while (!ended && buf.length - head < max) await new Promise<void>((r) => (n.consumer = r))
       for (;;) {
         if (head < buf.length) {
           const m = buf[head]
