@@ -454,9 +454,12 @@ function withoutKind(c: LinkConfig): LinkConfig {
  * module loads (else registered `unavailable`, so that validation names the
  * reason instead of "unknown kind").
  */
-export async function loadKinds(): Promise<Map<string, LinkKind>> {
+export async function loadKinds(opts: { modules?: Partial<Record<'mavlink' | 'rtp-camera', string>> } = {}): Promise<Map<string, LinkKind>> {
   const kinds = new Map<string, LinkKind>(Object.entries(builtinKinds))
-  for (const o of optional) {
+  for (const base of optional) {
+    // A module given by path (tests, a plug-in) stands in for the one of this build, schema included.
+    const given = opts.modules?.[base.kind as 'mavlink' | 'rtp-camera']
+    const o: OptionalKind = given ? { ...base, module: given, schemaFrom: base.schemaFrom.map(([, n]) => [given, n]) } : base
     try {
       const mod = (await import(o.module)) as Record<string, unknown>
       let schema: object | undefined
@@ -473,7 +476,8 @@ export async function loadKinds(): Promise<Map<string, LinkKind>> {
       kinds.set(o.kind, schema ? { schema, schemaWithoutKind: true, create: (c, ctx) => create(withoutKind(c), ctx) } : { schema: o.slot, create })
     } catch (err) {
       const code = (err as { code?: string }).code
-      const why = code === 'ERR_MODULE_NOT_FOUND' ? `its module (lib/${o.module.slice(3).replace(/\.js$/, '.ts')}) is not in this build` : (err as Error).message
+      const where = o.module.startsWith('../') ? `lib/${o.module.slice(3).replace(/\.js$/, '.ts')}` : o.module
+      const why = code === 'ERR_MODULE_NOT_FOUND' ? `its module (${where}) is not in this build` : (err as Error).message
       kinds.set(o.kind, {
         schema: o.slot,
         unavailable: why,
