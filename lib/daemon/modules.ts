@@ -5,7 +5,10 @@
  * period) when the daemon stops or the module leaves the configuration.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { basename } from 'node:path'
 import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import type { ModuleConfig } from '../config/load.js'
 
 /** A module's state as the daemon's stats show it. */
@@ -20,6 +23,8 @@ export interface ModuleStatus {
 }
 
 const GRACE_MS = 3000
+const GUARD = new URL('./module-guard.js', import.meta.url)
+const guardPresent = existsSync(fileURLToPath(GUARD))
 
 export class ModuleProcess {
   private child: ChildProcess | null = null
@@ -45,6 +50,11 @@ export class ModuleProcess {
     const args = (c.args ?? []).map(this.expand)
     const env = { ...process.env }
     for (const [k, v] of Object.entries(c.env ?? {})) env[k] = this.expand(v)
+    // A Node module stops by itself if the daemon dies without stopping it (module-guard.ts).
+    if (guardPresent && (cmd === process.execPath || basename(cmd) === 'node')) {
+      env.ONBUS_DAEMON_PID = String(process.pid)
+      env.NODE_OPTIONS = `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ''}--import=${GUARD.href}`
+    }
     let child: ChildProcess
     try {
       child = spawn(cmd, args, { cwd: c.cwd ? this.expand(c.cwd) : undefined, env, stdio: ['ignore', 'pipe', 'pipe'] })
