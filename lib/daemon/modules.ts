@@ -57,7 +57,8 @@ export class ModuleProcess {
     }
     let child: ChildProcess
     try {
-      child = spawn(cmd, args, { cwd: c.cwd ? this.expand(c.cwd) : undefined, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      // Its own process group: a Ctrl-C at the terminal reaches the daemon only, which stops the modules in order.
+      child = spawn(cmd, args, { cwd: c.cwd ? this.expand(c.cwd) : undefined, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     } catch (err) {
       this.onExit(null, null, err as Error)
       return
