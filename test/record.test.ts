@@ -221,6 +221,15 @@ describe('recorder → @mcap/core readers', () => {
     expect(md.get('dropped')).toBe(String(s.dropped))
   })
 
+  it('a file that cannot be created is an error with its code, and nothing is left subscribed', async () => {
+    const bus = createBus({ name: 'rec-bad' })
+    const t = bus.topic('x', { qos: qosProfiles.sensorData, codec: rawCodec })
+    await expect(createRecorder({ bus, path: join(dir, 'no/such/dir/f.mcap') })).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(t.info().subscribers).toHaveLength(0)
+    await expect(createRecorder({ bus, path: join(dir, 'f.mcap'), compression: 'lz5' as 'zstd' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG_VALUE' })
+    bus.close()
+  })
+
   it('records only the listed topics, including one declared after the start', async () => {
     const bus = createBus({ name: 'rec-filter' })
     const a = bus.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec })

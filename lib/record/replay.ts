@@ -87,6 +87,8 @@ export interface ReplaySummary {
   lateness: { p50: number; p99: number; max: number; n: number }
   /** Publishes that waited for a reliable subscriber (`publishAsync`). */
   blocked: number
+  /** Payloads an output link queued in memory because its socket or port was full (`send`/`write` returned false): sent late, not lost. */
+  outputQueued: number
   topics: Record<string, number>
 }
 
@@ -205,6 +207,7 @@ export class Replayer extends EventEmitter {
   private messages = 0
   private loops = 0
   private blocked = 0
+  private outputQueued = 0
   private wallStart = 0
   private wallEnd = 0
   private abortCleanup: (() => void) | null = null
@@ -466,8 +469,8 @@ export class Replayer extends EventEmitter {
       }
     }
     for (const o of t.outputs) {
-      if (o.udp) o.udp.link.send(m.data, o.udp.port, o.udp.address)
-      if (o.stream) o.stream.write(m.data)
+      if (o.udp && !o.udp.link.send(m.data, o.udp.port, o.udp.address)) this.outputQueued++
+      if (o.stream && !o.stream.write(m.data)) this.outputQueued++
     }
   }
 
@@ -498,6 +501,7 @@ export class Replayer extends EventEmitter {
       rate: this.clock.rate,
       lateness: { p50: at(0.5), p99: at(0.99), max: s.length ? s[s.length - 1] / 1000 : 0, n: s.length },
       blocked: this.blocked,
+      outputQueued: this.outputQueued,
       topics,
     }
   }
