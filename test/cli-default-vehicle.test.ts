@@ -63,6 +63,9 @@ describe.skipIf(slow)('onbus run with no configuration: the simulated vehicle', 
     const topic = s.topics.find((t) => t.name === 'sensors/lidar')!
     expect(topic.type).toBe('velodyne/vlp16')
     expect(topic.published).toBeGreaterThan(0)
+    // The daemon's own cost: forwarding ~754 packets/s is not free, and it says so.
+    expect(s.daemon.cpuPercent).toBeGreaterThan(0)
+    expect(s.daemon.rssBytes).toBeGreaterThan(10 << 20)
     // The daemon's transport: at least perception, planning and this stats process as peers.
     expect(s.ipc!.peers).toBeGreaterThanOrEqual(3)
     expect(s.ipc!.sentInline + s.ipc!.sentShm).toBeGreaterThan(0)

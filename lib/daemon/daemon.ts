@@ -22,7 +22,7 @@ import { onbusError } from '../errors.js'
 import { loadKinds, type LinkCounters, type LinkKind, type Running } from './kinds.js'
 import { ModuleProcess, type ModuleStatus } from './modules.js'
 import { startSimLidar, type SimLidar } from '../sim/lidar.js'
-import { statsSnapshot, RateMeter, type StatsSnapshot } from './stats.js'
+import { statsSnapshot, CpuMeter, RateMeter, type StatsSnapshot } from './stats.js'
 
 export const DEFAULT_STATS_TOPIC = '/onbus/stats'
 
@@ -139,6 +139,8 @@ export class Daemon extends EventEmitter {
   private readonly sims = new Map<string, SimEntry>()
   private readonly dropsByTopic = new Map<string, Record<string, number>>()
   private readonly ipcDrops: Record<string, number> = {}
+  private readonly cpu = new CpuMeter()
+  private lastCpu: number | null = null
   private statsTimer: NodeJS.Timeout | null = null
   private closed = false
   private reloads = 0
@@ -359,6 +361,7 @@ export class Daemon extends EventEmitter {
       config: this.opts.file ?? '(default)',
       reloads: this.reloads,
       ipcDir: this.ipc?.dir ?? null,
+      cpuPercent: (this.lastCpu = this.cpu.read() ?? this.lastCpu),
       links,
       feeds,
       topics: [...this.topics.values()].map((t) => ({ info: t.info(), type: this.config.topics?.[t.name]?.type ?? null, dropsByReason: this.dropsByTopic.get(t.name) ?? {} })),

@@ -79,7 +79,7 @@ export interface TopicFigures {
 /** One `/onbus/stats` message. */
 export interface StatsSnapshot {
   time: number
-  daemon: { pid: number; startedAt: number; uptimeS: number; config: string; reloads: number; ipcDir: string | null }
+  daemon: { pid: number; startedAt: number; uptimeS: number; config: string; reloads: number; ipcDir: string | null; cpuPercent: number | null; rssBytes: number }
   links: LinkFigures[]
   topics: TopicFigures[]
   modules: ModuleStatus[]
@@ -96,12 +96,27 @@ export interface SnapshotInput {
   config: string
   reloads: number
   ipcDir: string | null
+  cpuPercent: number | null
   links: { name: string; kind: string; describe: string; counters: LinkCounters; meter: RateMeter }[]
   feeds: { topic: string; link: string; dir: 'from' | 'to' }[]
   topics: { info: TopicInfo; type: string | null; dropsByReason: Record<string, number> }[]
   modules: ModuleStatus[]
   sims: Record<string, unknown>[]
   ipc: IpcFigures | null
+}
+
+/** CPU of this process (all threads, user + system) as a percentage of one core since the previous call. */
+export class CpuMeter {
+  private prev = { t: performance.now(), u: process.cpuUsage() }
+  read(): number | null {
+    const t = performance.now()
+    const u = process.cpuUsage()
+    const dt = t - this.prev.t
+    if (dt < 200) return null
+    const pct = ((u.user - this.prev.u.user + u.system - this.prev.u.system) / 1000 / dt) * 100
+    this.prev = { t, u }
+    return Math.round(pct * 10) / 10
+  }
 }
 
 const worse = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b))
@@ -142,7 +157,7 @@ export function statsSnapshot(i: SnapshotInput): StatsSnapshot {
   }))
   return {
     time: Date.now(),
-    daemon: { pid: i.pid, startedAt: i.startedAt, uptimeS: Math.round((Date.now() - i.startedAt) / 1000), config: i.config, reloads: i.reloads, ipcDir: i.ipcDir },
+    daemon: { pid: i.pid, startedAt: i.startedAt, uptimeS: Math.round((Date.now() - i.startedAt) / 1000), config: i.config, reloads: i.reloads, ipcDir: i.ipcDir, cpuPercent: i.cpuPercent, rssBytes: process.memoryUsage.rss() },
     links,
     topics,
     modules: i.modules,

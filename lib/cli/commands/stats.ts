@@ -12,7 +12,7 @@ export function renderTables(s: StatsSnapshot): string {
   for (const t of s.topics)
     topics.push([t.name, t.type ?? t.codec, fmtRate(t.rate), fmtBytes(t.bandwidth), fmtNs(t.latency.p50), fmtNs(t.latency.p99), fmtNs(t.rxLatency.p99), t.publishers.length, t.subscribers.length, t.drops ? `${t.drops} ${fmtDrops(t.dropsByReason)}` : '0'])
   const mods = s.modules.map((m) => `${m.name}: ${m.state}${m.pid ? ` (pid ${m.pid})` : ''}${m.restarts ? `, ${m.restarts} restarts` : ''}`).join('; ')
-  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}\n${links.toString()}\n${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}${s.ipc ? `${ipcLine(s)}\n` : ''}`
+  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}, CPU ${s.daemon.cpuPercent ?? '-'}%, RSS ${fmtBytes(s.daemon.rssBytes, false)}\n${links.toString()}\n${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}${s.ipc ? `${ipcLine(s)}\n` : ''}`
 }
 
 function ipcLine(s: StatsSnapshot): string {
