@@ -398,6 +398,7 @@ export class Daemon extends EventEmitter {
     const modules = diffKeys(prev.modules, next.modules)
     const sims = diffKeys(prev.sim as Record<string, unknown> | undefined, next.sim as Record<string, unknown> | undefined)
     if (stable(prev.ipc) !== stable(next.ipc)) this.log('warning', {}, 'onbus: ipc settings changed; they apply at the next start')
+    if ((prev.stats?.topic ?? DEFAULT_STATS_TOPIC) !== (next.stats?.topic ?? DEFAULT_STATS_TOPIC)) this.log('warning', {}, 'onbus: stats.topic changed; it applies at the next start')
     this.config = next
     for (const t of [...topics.removed, ...topics.changed]) this.closeTopic(t)
     for (const l of [...links.removed, ...links.changed]) await this.closeLink(l)
