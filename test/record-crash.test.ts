@@ -37,10 +37,11 @@ function payload(topic: string, seq: number): Uint8Array {
 }
 
 /** Runs the child until it reports `chunks` chunks, then SIGKILLs it. */
-function recordAndKill(path: string, compression: string, chunks: number): Promise<{ reported: number; signal: string | null }> {
+function recordAndKill(path: string, compression: string, chunks: number): Promise<{ reported: number; signal: string | null; writer: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [child, path, compression], { stdio: ['ignore', 'pipe', 'inherit'] })
     let reported = 0
+    let writer = ''
     let buf = ''
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000)
     p.stdout.on('data', (d: Buffer) => {
@@ -49,15 +50,16 @@ function recordAndKill(path: string, compression: string, chunks: number): Promi
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i)
         buf = buf.slice(i + 1)
-        const m = JSON.parse(line) as { chunks: number }
+        const m = JSON.parse(line) as { chunks: number; writer: string }
         reported = Math.max(reported, m.chunks)
+        writer = m.writer
         if (reported >= chunks) p.kill('SIGKILL') // mid-stream: it is publishing and writing right now
       }
     })
     p.on('error', reject)
     p.on('exit', (_code, signal) => {
       clearTimeout(timer)
-      resolve({ reported, signal })
+      resolve({ reported, signal, writer })
     })
   })
 }
@@ -97,8 +99,10 @@ describe.skipIf(!built)('recorder killed with SIGKILL', () => {
   for (const compression of ['zstd', 'none']) {
     it(`leaves a file readable up to its last complete chunk (${compression}); recoverFile() indexes it`, async () => {
       const path = join(dir, `killed-${compression}.mcap`)
-      const { reported, signal } = await recordAndKill(path, compression, 6)
+      const { reported, signal, writer } = await recordAndKill(path, compression, 6)
       expect(signal).toBe('SIGKILL')
+      // Killed with its writer thread mid-work (the compiled recorder runs McapWriter in a worker).
+      expect(writer).toBe('worker')
       expect(reported).toBeGreaterThanOrEqual(6)
 
       const { recs, done, error } = await streamAll(path)

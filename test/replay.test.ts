@@ -81,14 +81,14 @@ function specs(): Spec[] {
 }
 
 /** Subscribes to every topic of a spec list; records (topic, time offset from the first, received at). */
-function listen(bus: ReturnType<typeof createBus>, topics: string[]) {
-  const got: { topic: string; atMs: number; wall: number; value: unknown }[] = []
+function listen(bus: ReturnType<typeof createBus>, topics: string[], clockMs: () => number = () => NaN) {
+  const got: { topic: string; atMs: number; wall: number; clockMs: number; value: unknown }[] = []
   for (const name of topics) {
     const json = name.startsWith('json')
     const t = json ? bus.topic(name, { qos: qosProfiles.sensorData, codec: jsonCodec<{ t: number }>() }) : bus.topic(name, { qos: qosProfiles.sensorData, codec: rawCodec })
     t.subscribe((v: unknown) => {
       const atMs = json ? (v as { t: number }).t : (v as Uint8Array)[1] | ((v as Uint8Array)[2] << 8)
-      got.push({ topic: name, atMs, wall: monotonicNs() / 1e6, value: v })
+      got.push({ topic: name, atMs, wall: monotonicNs() / 1e6, clockMs: clockMs(), value: v })
     })
   }
   return got
@@ -102,21 +102,24 @@ describe('replay', () => {
     const order = [...all].sort((x, y) => x.atMs - y.atMs)
     for (const rate of [1, 2]) {
       const bus = createBus({ name: `replay-${rate}` })
-      const got = listen(bus, ['a', 'b', 'json/status'])
+      const holder: { rp: Awaited<ReturnType<typeof replayFile>> | null } = { rp: null }
+      const got = listen(bus, ['a', 'b', 'json/status'], () => holder.rp!.clock.offsetNs() / 1e6)
+      const started = monotonicNs() / 1e6
       const rp = await replayFile({ bus, path, rate })
+      holder.rp = rp
       expect(rp.reader).toBe('indexed')
       const s = await rp.done
       bus.close()
       expect(s.messages).toBe(all.length)
       expect(got.map((g) => `${g.topic}@${g.atMs}`)).toEqual(order.map((o) => `${o.topic}@${o.atMs}`))
-      // Spacing: each message's wall offset from the first ≈ recorded offset / rate (never early).
+      // Never early: when a message arrives the replay clock has reached its recorded time.
+      for (const g of got) expect(g.clockMs).toBeGreaterThanOrEqual(g.atMs - 0.001)
+      // Spacing: each message's wall offset from the first ≈ recorded offset / rate, within the slack
+      // (a late first message only makes the others look earlier, which the clock check above covers).
       const w0 = got[0].wall
-      for (const g of got) {
-        const want = g.atMs / rate
-        const have = g.wall - w0
-        expect(have).toBeGreaterThanOrEqual(want - 1.5) // never early (1.5 ms: clock-read granularity of the check itself)
-        expect(have).toBeLessThanOrEqual(want + SLACK_MS)
-      }
+      for (const g of got) expect(g.wall - w0).toBeLessThanOrEqual(g.atMs / rate + SLACK_MS)
+      // The whole span took at least the recorded span / rate.
+      expect(got.at(-1)!.wall - started).toBeGreaterThanOrEqual(400 / rate - 1)
       expect(s.recordedS).toBeCloseTo(0.4, 6)
       expect(s.lateness.n).toBe(all.length)
       // JSON topics arrive decoded with the topic's codec.

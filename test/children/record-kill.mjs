@@ -33,7 +33,7 @@ function burst() {
   const s = rec.stats()
   if (s.chunks !== lastChunks) {
     lastChunks = s.chunks
-    process.stdout.write(JSON.stringify({ chunks: s.chunks, messages: s.messages }) + '\n')
+    process.stdout.write(JSON.stringify({ chunks: s.chunks, messages: s.messages, writer: s.writer }) + '\n')
   }
   setImmediate(burst)
 }
