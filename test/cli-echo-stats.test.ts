@@ -20,15 +20,17 @@ afterAll(() => {
 })
 
 describe('onbus echo and stats against a configured daemon', () => {
-  it('decodes MAVLink fields, hex-dumps raw bytes, restarts a failing module, and draws a live table on a terminal', async () => {
+  it('decodes MAVLink fields, summarises RTP video packets, hex-dumps raw bytes, restarts a failing module, and draws a live table on a terminal', async () => {
     const mavPort = freeUdpPort()
     const rawPort = freeUdpPort()
+    const rtpPort = freeUdpPort()
     const file = join(dir, 'v.yaml')
     writeFileSync(
       file,
       `links:
   telemetry: { kind: udp, port: ${mavPort} }
   sensor: { kind: udp, port: ${rawPort} }
+  camera: { kind: udp, port: ${rtpPort} }
 topics:
   mavlink/in:
     codec: mavlink
@@ -37,6 +39,10 @@ topics:
   sensor/raw:
     qos: { profile: sensorData }
     from: [sensor]
+  camera/rtp:
+    type: video/h264
+    qos: { profile: sensorData }
+    from: [camera]
 modules:
   flaky: { command: '\${node}', args: ['-e', 'console.log("flaky up"); setTimeout(() => process.exit(3), 200)'], restart: on-failure, restartDelayMs: 100 }
 `,
@@ -49,7 +55,19 @@ modules:
     const enc = new MavlinkEncoder({ sysid: 42, compid: 1 })
     const hb = enc.encode(Heartbeat, { type: MAV_TYPE.MAV_TYPE_QUADROTOR, autopilot: MAV_AUTOPILOT.MAV_AUTOPILOT_PX4, base_mode: 81, custom_mode: 0, system_status: MAV_STATE.MAV_STATE_ACTIVE })
     const att = enc.encode(Attitude, { time_boot_ms: 1234, roll: 0.5, pitch: -0.25, yaw: 1, rollspeed: 0, pitchspeed: 0, yawspeed: 0 })
+    // RTP (RFC 3550): V=2, marker, PT 96, sequence, 90 kHz timestamp, SSRC, then 100 payload bytes.
+    let rtpSeq = 65530
+    const rtp = () => {
+      const b = Buffer.alloc(112)
+      b[0] = 0x80
+      b[1] = 0x80 | 96
+      b.writeUInt16BE(rtpSeq++ & 0xffff, 2)
+      b.writeUInt32BE(3000 * rtpSeq, 4)
+      b.writeUInt32BE(0xcafe0001, 8)
+      return b
+    }
     const timer = setInterval(() => {
+      tx.send(rtp(), rtpPort, '127.0.0.1')
       tx.send(hb, mavPort, '127.0.0.1')
       tx.send(att, mavPort, '127.0.0.1')
       tx.send(Buffer.from('hello, sensor\x00\x01\x02'), rawPort, '127.0.0.1')
@@ -65,6 +83,12 @@ modules:
       expect(a.fields).toMatchObject({ time_boot_ms: 1234, roll: 0.5, pitch: -0.25, yaw: 1 })
       const text = await runCli(['echo', 'mavlink/in', '-n', '2', '--ipc-dir', ipcDir])
       expect(text.stdout).toMatch(/ (HEARTBEAT|ATTITUDE) sys 42 comp 1 seq \d+ \{/)
+
+      const video = await runCli(['echo', 'camera/rtp', '-n', '2', '--json', '--ipc-dir', ipcDir])
+      expect(video.code, video.stderr).toBe(0)
+      for (const m of video.json) expect(m.frame).toMatchObject({ length: 112, rtp: { pt: 96, marker: true, ssrc: 0xcafe0001, payload: 100, seq: expect.any(Number), timestamp: expect.any(Number) } })
+      const vtext = await runCli(['echo', 'camera/rtp', '-n', '1', '--ipc-dir', ipcDir])
+      expect(vtext.stdout).toMatch(/camera\/rtp #\d+ from udp:127\.0\.0\.1:\d+ 112 B rx \S+ rtp pt 96 seq \d+ ts \d+ ssrc cafe0001 M payload 100 B/)
 
       const raw = await runCli(['echo', 'sensor/raw', '-n', '1', '--ipc-dir', ipcDir])
       expect(raw.code, raw.stderr).toBe(0)
