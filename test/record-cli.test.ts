@@ -177,6 +177,36 @@ describe.skipIf(!built)('onbus record / replay (CLI)', () => {
     expect(parsed).toEqual(frames.map((f) => `${f[7] | (f[8] << 8) | (f[9] << 16)}:${f[4]}`))
   }, 60_000)
 
+  it('replay --loop runs until SIGINT, then exits 0 with its summary', async () => {
+    const dir = tmp()
+    const file = join(dir, 'loop.mcap')
+    const bus = createBus({ name: 'loop-rec' })
+    const t = bus.topic('pkt', { qos: qosProfiles.sensorData, codec: rawCodec })
+    const rec = await createRecorder({ bus, path: file })
+    for (let i = 0; i < 20; i++) {
+      t.publish(new Uint8Array([i]))
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    await rec.close()
+    bus.close()
+    const rx = createUdpLink({ address: '127.0.0.1', port: 0 })
+    cleanup.push(() => rx.close())
+    let got = 0
+    rx.onBatch((b) => void (got += b.length))
+    const rp = run(cli, ['replay', file, '--loop', '--rate', '5', '--no-bus', '--udp', `pkt=127.0.0.1:${rx.address().port}`, '--json'])
+    const deadline = Date.now() + 30_000
+    while (got < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(got).toBeGreaterThanOrEqual(50)
+    rp.p.kill('SIGINT')
+    const r = await rp.exit
+    expect(rp.err).toBe('')
+    expect(r.code).toBe(0)
+    const s = lastJson(rp.out)
+    expect(s.stoppedBy).toBe('SIGINT')
+    expect(s.loops).toBeGreaterThanOrEqual(2)
+    expect(s.messages).toBeGreaterThanOrEqual(50)
+  }, 60_000)
+
   it('usage errors exit with code 2 and say what is wrong', async () => {
     const noOut = run(cli, ['record', '--duration', '1s'])
     expect((await noOut.exit).code).toBe(2)

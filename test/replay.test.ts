@@ -159,6 +159,15 @@ describe('replay', () => {
       expect(got.length).toBeLessThanOrEqual(3 * perPass + 1)
       expect(got.slice(0, 2 * perPass).map((g) => g.atMs)).toEqual([...got.slice(0, perPass), ...got.slice(0, perPass)].map((g) => g.atMs))
     }
+    {
+      // A loop over nothing (no such topic, or an empty window) ends instead of spinning.
+      const bus = createBus({ name: 'replay-empty-loop' })
+      const s = await (await replayFile({ bus, path, topics: ['nope'], loop: true })).done
+      const s2 = await (await replayFile({ bus, path, loop: true, startS: 10 })).done
+      bus.close()
+      expect(s.messages + s2.messages).toBe(0)
+      expect(s.loops + s2.loops).toBe(0)
+    }
   })
 
   it("leaves onbus's own topics (/onbus/…) out unless they are listed", async () => {

@@ -421,10 +421,7 @@ export class Replayer extends EventEmitter {
           if (!primed) {
             primed = true
             // A pass starts at its first message, with no dead time before it.
-            if (this.seekTo === null) {
-              this.clock.seek(offset)
-              this.seekTo = null
-            }
+            if (this.seekTo === null) this.clock.seek(offset)
           }
           const w = await this.waitFor(offset)
           if (w === 'closed') return this.summary()
@@ -444,7 +441,8 @@ export class Replayer extends EventEmitter {
           this.seekTo = null
           continue
         }
-        if (!this.opts.loop) break
+        // Nothing in the window (or for these topics): looping would spin.
+        if (!this.opts.loop || !primed) break
         this.loops++
         this.emit('loop', this.loops)
         from = startOff
