@@ -69,6 +69,10 @@ describe.skipIf(slow)('onbus run with no configuration: the simulated vehicle', 
     // The daemon's transport: at least perception, planning and this stats process as peers.
     expect(s.ipc!.peers).toBeGreaterThanOrEqual(3)
     expect(s.ipc!.sentInline + s.ipc!.sentShm).toBeGreaterThan(0)
+    for (const m of s.modules) {
+      expect(m.rssBytes).toBeGreaterThan(10 << 20) // a Node process, read from /proc
+      expect(m.cpuPercent).not.toBeNull()
+    }
     expect(s.modules.map((m) => [m.name, m.state])).toEqual([
       ['perception', 'running'],
       ['planning', 'running'],

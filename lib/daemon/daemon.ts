@@ -354,7 +354,7 @@ export class Daemon extends EventEmitter {
     const links: { name: string; kind: string; describe: string; counters: LinkCounters; meter: RateMeter }[] = []
     for (const l of this.links.values()) links.push({ name: l.name, kind: l.config.kind, describe: l.running.describe(), counters: l.running.counters(), meter: l.meter })
     const feeds = this.feeds.map((f) => ({ topic: f.topic, link: f.link, dir: f.dir }))
-    const modules: ModuleStatus[] = [...this.modules.values()].map((m) => ({ ...m.status }))
+    const modules: ModuleStatus[] = [...this.modules.values()].map((m) => m.sample())
     return statsSnapshot({
       pid: process.pid,
       startedAt: this.startedAt,

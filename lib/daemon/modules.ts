@@ -5,7 +5,7 @@
  * period) when the daemon stops or the module leaves the configuration.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { basename } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,25 @@ export interface ModuleStatus {
   lastExit: { code: number | null; signal: string | null } | null
   /** Lines the module printed (stdout and stderr). */
   lines: number
+  /** CPU of the process (all threads, % of one core) since the previous reading, from /proc. */
+  cpuPercent: number | null
+  /** Resident memory, from /proc. */
+  rssBytes: number | null
+}
+
+const TICKS = 100 // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
+const PAGE = 4096
+
+/** utime + stime (ticks) and RSS (bytes) of a process, or null when it is gone. */
+function procUsage(pid: number): { ticks: number; rss: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces), which ends with the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return { ticks: Number(f[11]) + Number(f[12]), rss: Number(f[21]) * PAGE }
+  } catch {
+    return null
+  }
 }
 
 const GRACE_MS = 3000
@@ -40,7 +59,7 @@ export class ModuleProcess {
     private readonly expand: (s: string) => string,
     private readonly log: (event: string, fields: Record<string, unknown>, text: string) => void,
   ) {
-    this.status = { name, state: 'stopped', pid: null, restarts: 0, lastExit: null, lines: 0 }
+    this.status = { name, state: 'stopped', pid: null, restarts: 0, lastExit: null, lines: 0, cpuPercent: null, rssBytes: null }
     this.delay = config.restartDelayMs ?? 1000
   }
 
@@ -115,6 +134,26 @@ export class ModuleProcess {
       this.status.state = failed ? 'failed' : 'stopped'
       this.log('module-exit', { module: this.name, code, signal, error: err?.message }, `module ${this.name}: exited (${why})`)
     }
+  }
+
+  private lastUsage: { t: number; ticks: number; pid: number } | null = null
+
+  /** The status with CPU and memory read now (CPU over the time since the previous call). */
+  sample(): ModuleStatus {
+    const pid = this.status.pid
+    const u = pid === null ? null : procUsage(pid)
+    if (!u || pid === null) {
+      this.lastUsage = null
+      return { ...this.status, cpuPercent: null, rssBytes: null }
+    }
+    const t = performance.now()
+    const prev = this.lastUsage
+    if (!prev || prev.pid !== pid || t - prev.t >= 200) {
+      if (prev && prev.pid === pid) this.status.cpuPercent = Math.round(((u.ticks - prev.ticks) / TICKS / ((t - prev.t) / 1000)) * 1000) / 10
+      this.lastUsage = { t, ticks: u.ticks, pid }
+    }
+    this.status.rssBytes = u.rss
+    return { ...this.status }
   }
 
   /** SIGTERM, then SIGKILL after 3 s; resolves when the process is gone. */
