@@ -96,6 +96,32 @@ function checkMessages(recs: McapTypes.TypedMcapRecord[]): number {
 }
 
 describe.skipIf(!built)('recorder killed with SIGKILL', () => {
+  it('during a quiet stretch after a time flush: the file is complete and indexed', async () => {
+    const path = join(dir, 'quiet.mcap')
+    const p = spawn(process.execPath, [child, path, 'zstd', 'quiet'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    const flushed = new Promise<Record<string, unknown>>((resolve) =>
+      p.stdout.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]))
+      }),
+    )
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000)
+    const report = await flushed
+    p.kill('SIGKILL')
+    await new Promise((r) => p.on('exit', r))
+    clearTimeout(timer)
+    expect(report.writer).toBe('worker')
+    const readable = await FileReadable.open(path)
+    const reader = await McapIndexedReader.Initialize({ readable, decompressHandlers: await decompressHandlers() })
+    const msgs: McapTypes.TypedMcapRecord[] = []
+    for await (const m of reader.readMessages()) msgs.push({ ...m, type: 'Message' } as McapTypes.TypedMcapRecord)
+    await readable.close()
+    expect(Number(reader.statistics!.messageCount)).toBe(10)
+    const channels = [...reader.channelsById.values()].map((c) => ({ ...c, type: 'Channel' }) as McapTypes.TypedMcapRecord)
+    expect(checkMessages([...channels, ...msgs])).toBe(10)
+  }, 60_000)
+
   for (const compression of ['zstd', 'none']) {
     it(`leaves a file readable up to its last complete chunk (${compression}); recoverFile() indexes it`, async () => {
       const path = join(dir, `killed-${compression}.mcap`)

@@ -230,6 +230,47 @@ describe('recorder → @mcap/core readers', () => {
     bus.close()
   })
 
+  it('closes a chunk that stays open flushMs: a quiet recording is readable, indexed, while it runs', async () => {
+    const bus = createBus({ name: 'rec-flush' })
+    const t = bus.topic('telemetry', { qos: qosProfiles.sensorData, codec: rawCodec })
+    const path = join(dir, 'flush.mcap')
+    const rec = await createRecorder({ bus, path, flushMs: 100 })
+    const wait = async (cond: () => boolean) => {
+      const deadline = Date.now() + 10_000
+      while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    }
+    for (let i = 0; i < 5; i++) t.publish(new Uint8Array([i]))
+    await wait(() => rec.stats().flushes >= 1)
+    expect(rec.stats().flushes).toBeGreaterThanOrEqual(1)
+    // While the recorder runs: a complete, indexed file with those 5 messages.
+    {
+      const { reader, msgs } = await readIndexed(path)
+      expect(msgs.map((m) => m.data[0])).toEqual([0, 1, 2, 3, 4])
+      expect(Number(reader.statistics!.messageCount)).toBe(5)
+    }
+    for (let i = 5; i < 8; i++) t.publish(new Uint8Array([i]))
+    await wait(() => rec.stats().flushes >= 2)
+    {
+      const { msgs } = await readIndexed(path)
+      expect(msgs.map((m) => m.data[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    }
+    for (let i = 8; i < 10; i++) t.publish(new Uint8Array([i]))
+    const s = await rec.close()
+    bus.close()
+    expect(s.messages).toBe(10)
+    const { reader, msgs, meta } = await readIndexed(path)
+    expect(msgs.map((m) => m.data[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    // Statistics and indexes carry over the reopenings.
+    expect(Number(reader.statistics!.messageCount)).toBe(10)
+    expect(reader.chunkIndexes.length).toBe(reader.statistics!.chunkCount)
+    expect(reader.chunkIndexes.length).toBeGreaterThanOrEqual(3)
+    expect(reader.channelsById.size).toBe(1)
+    expect(meta.filter((m) => m.name === 'onbus.recorder')).toHaveLength(1)
+    const { recs, done } = await readStream(path)
+    expect(done).toBe(true)
+    expect(recs.filter((r) => r.type === 'Message')).toHaveLength(10)
+  })
+
   it('records only the listed topics, including one declared after the start', async () => {
     const bus = createBus({ name: 'rec-filter' })
     const a = bus.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec })

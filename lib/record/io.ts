@@ -44,31 +44,61 @@ export async function decompressHandlers(): Promise<Record<string, (buffer: Uint
 }
 
 /**
- * An IWritable over a file. Every write is awaited by McapWriter, so while the
- * disk is slow the writer waits and the recorder's bounded queue fills (and
- * then drops, counted) instead of memory growing.
+ * A file McapWriter writes (IWritable), and can reopen for appending
+ * (IReadable + ISeekableWriter: McapWriter.InitializeForAppending reads the
+ * summary back, seeks to the data end and truncates). Every write is awaited
+ * by McapWriter, so while the disk is slow the writer waits and the
+ * recorder's bounded queue fills (and then drops, counted) instead of memory
+ * growing.
  */
 export class FileWritable implements IWritable {
   private pos = 0n
+  /** The file's size (the end of what was written). */
   bytes = 0
   constructor(readonly fh: FileHandle) {}
 
   static async create(path: string): Promise<FileWritable> {
-    return new FileWritable(await open(path, 'w', 0o644))
+    return new FileWritable(await open(path, 'w+', 0o644))
   }
 
   async write(buffer: Uint8Array): Promise<void> {
     let off = 0
+    const at = Number(this.pos)
     while (off < buffer.byteLength) {
-      const { bytesWritten } = await this.fh.write(buffer, off, buffer.byteLength - off)
+      const { bytesWritten } = await this.fh.write(buffer, off, buffer.byteLength - off, at + off)
       off += bytesWritten
     }
     this.pos += BigInt(buffer.byteLength)
-    this.bytes += buffer.byteLength
+    if (Number(this.pos) > this.bytes) this.bytes = Number(this.pos)
   }
 
   position(): bigint {
     return this.pos
+  }
+
+  async seek(position: bigint): Promise<void> {
+    this.pos = position
+  }
+
+  async truncate(): Promise<void> {
+    await this.fh.truncate(Number(this.pos))
+    this.bytes = Number(this.pos)
+  }
+
+  async size(): Promise<bigint> {
+    return BigInt(this.bytes)
+  }
+
+  async read(offset: bigint, size: bigint): Promise<Uint8Array> {
+    const n = Number(size)
+    const buf = new Uint8Array(n)
+    let got = 0
+    while (got < n) {
+      const { bytesRead } = await this.fh.read(buf, got, n - got, Number(offset) + got)
+      if (bytesRead === 0) throw new RangeError(`read past the end of the file at ${Number(offset) + got}`)
+      got += bytesRead
+    }
+    return buf
   }
 
   async close(): Promise<void> {

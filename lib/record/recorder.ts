@@ -49,6 +49,13 @@ export interface RecorderOptions {
   zstdLevel?: number
   /** Uncompressed chunk size that triggers a flush; default 512 KiB (compression runs on the event loop: a smaller chunk is a shorter pause; a SIGKILL loses at most the open chunk). */
   chunkSize?: number
+  /**
+   * Close a chunk that has been open this long (ms), even if it is not full,
+   * so that a recorder killed during a quiet stretch loses at most this much;
+   * default 2000, 0 = by size only. Each such flush ends the file (it is
+   * complete and indexed at that moment) and reopens it for appending.
+   */
+  flushMs?: number
   /** Queue bound in bytes of message payload; default 64 MiB. */
   queueBytes?: number
   /** Queue bound in messages; default 100,000. */
@@ -108,6 +115,8 @@ export interface RecorderSummary {
   channels: number
   /** Chunks flushed (counted when their write starts). */
   chunks: number
+  /** Chunks closed by `flushMs` rather than by size. */
+  flushes: number
   /** Where McapWriter runs: a worker thread or this one. */
   writer: 'worker' | 'thread' | null
   compression: Compression
@@ -176,6 +185,7 @@ export class Recorder extends EventEmitter {
   private readonly compression: Compression
   private readonly zstdLevel: number
   private readonly chunkSize: number
+  private readonly flushMs: number
   private readonly maxBytes: number
   private readonly maxCount: number
   private readonly sliceMs: number
@@ -228,6 +238,7 @@ export class Recorder extends EventEmitter {
     this.compression = compression
     this.zstdLevel = posInt(opts.zstdLevel, 'options.zstdLevel', 3, -7)
     this.chunkSize = posInt(opts.chunkSize, 'options.chunkSize', 512 * 1024, 1024)
+    this.flushMs = posInt(opts.flushMs, 'options.flushMs', 2000, 0)
     this.maxBytes = posInt(opts.queueBytes, 'options.queueBytes', 64 << 20)
     this.maxCount = posInt(opts.queueMessages, 'options.queueMessages', 100_000)
     this.sliceMs = posInt(opts.sliceMs, 'options.sliceMs', 4, 0.1)
@@ -251,7 +262,7 @@ export class Recorder extends EventEmitter {
   /** @internal Opens the file, writes the header, subscribes. */
   async start(): Promise<void> {
     this.sink = await openSink(
-      { path: this.path, compression: this.compression, zstdLevel: this.zstdLevel, chunkSize: this.chunkSize, library: `onbus ${onbusVersion} (${mcapLibrary})` },
+      { path: this.path, compression: this.compression, zstdLevel: this.zstdLevel, chunkSize: this.chunkSize, flushMs: this.flushMs, library: `onbus ${onbusVersion} (${mcapLibrary})` },
       this.where,
     )
     this.monoToReal = now('realtime') - BigInt(Math.round(monotonicNs()))
@@ -486,6 +497,7 @@ export class Recorder extends EventEmitter {
       queuedBytes: this.qBytes,
       channels: this.channels,
       chunks: this.sink?.figures().chunks ?? 0,
+      flushes: this.sink?.figures().flushes ?? 0,
       writer: this.sink?.kind ?? null,
       compression: this.compression,
       topics: [...this.topics.values()].map((t) => ({ topic: t.name, codec: t.codecName, received: t.received, written: t.written, bytes: t.bytes, dropped: t.dropped })),

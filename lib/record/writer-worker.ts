@@ -18,6 +18,7 @@ function reportError(err: unknown): void {
   port.postMessage({ type: 'error', message: e.message, code: e.code })
 }
 
+core.onFlush = () => port.postMessage({ type: 'figures', ...core.figures() })
 try {
   await core.open(workerData as SinkOptions)
   port.postMessage({ type: 'opened' })

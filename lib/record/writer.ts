@@ -40,6 +40,8 @@ export interface SinkOptions {
   compression: Compression
   zstdLevel: number
   chunkSize: number
+  /** Close the open chunk once its first message is this old (ms); 0: by size only. */
+  flushMs: number
   library: string
 }
 
@@ -47,6 +49,8 @@ export interface SinkOptions {
 export interface SinkFigures {
   fileBytes: number
   chunks: number
+  /** Chunks closed by time (the file was complete and indexed at each). */
+  flushes: number
 }
 
 export interface Sink {
@@ -90,13 +94,58 @@ export class WriterCore {
   private readonly channelIds = new Map<number, number>()
   private readonly schemaIds = new Map<string, number>()
   private readonly pendingChannels: [number, ChannelSpec][] = []
-  /** McapWriter calls must not overlap: every write and the end run one after the other. */
+  /** McapWriter calls must not overlap: every write, flush and the end run one after the other. */
   private chain: Promise<void> = Promise.resolve()
+  private opts: SinkOptions | null = null
+  private compress: ((d: Uint8Array) => { compression: string; compressedData: Uint8Array }) | undefined
+  /** performance.now() when the open chunk got its first message; 0 while it is empty. */
+  private openSince = 0
+  private flushes = 0
+  private timer: NodeJS.Timeout | null = null
+  private ended = false
+  /** Ended by a flush: complete on disk until the next message reopens it. */
+  private closedForFlush = false
+  private lastChunks = 0
+  /** Called after each flush by time (the worker reports its figures then). */
+  onFlush: (() => void) | null = null
 
   async open(o: SinkOptions): Promise<void> {
+    this.opts = o
     this.file = await FileWritable.create(o.path)
-    this.writer = new McapWriter({ writable: this.file, chunkSize: o.chunkSize, compressChunk: await chunkCompressor(o.compression, o.zstdLevel) })
+    this.compress = await chunkCompressor(o.compression, o.zstdLevel)
+    this.writer = new McapWriter({ writable: this.file, chunkSize: o.chunkSize, compressChunk: this.compress })
     await this.writer.start({ profile: '', library: o.library })
+    if (o.flushMs > 0) {
+      this.timer = setInterval(() => this.maybeFlush(), Math.max(10, o.flushMs / 4))
+      this.timer.unref()
+    }
+  }
+
+  /**
+   * Closes a chunk that has been open for `flushMs`, so that a recorder killed
+   * during a quiet stretch (telemetry alone fills a chunk in minutes) loses at
+   * most that long. McapWriter has no flush: this ends the file (summary,
+   * footer), which then stays a complete, indexed MCAP file until the next
+   * message, when `reopen()` appends (McapWriter.InitializeForAppending reads
+   * the summary back and truncates it; new chunks follow the old ones).
+   */
+  private maybeFlush(): void {
+    if (this.ended || this.openSince === 0 || performance.now() - this.openSince < this.opts!.flushMs) return
+    this.openSince = 0
+    const p = this.chain.then(async () => {
+      if (this.ended || this.closedForFlush) return
+      await this.writer!.end()
+      this.lastChunks = this.writer!.statistics?.chunkCount ?? this.lastChunks
+      this.closedForFlush = true
+      this.flushes++
+      this.onFlush?.()
+    })
+    this.chain = p.catch(() => {})
+  }
+
+  private async reopen(): Promise<void> {
+    this.writer = await McapWriter.InitializeForAppending(this.file!, { chunkSize: this.opts!.chunkSize, compressChunk: this.compress })
+    this.closedForFlush = false
   }
 
   channel(key: number, spec: ChannelSpec): void {
@@ -127,20 +176,28 @@ export class WriterCore {
   }
 
   private async writeNow(b: Batch): Promise<void> {
+    if (this.closedForFlush) await this.reopen()
     if (this.pendingChannels.length > 0) await this.registerPending()
     const w = this.writer!
     let start = 0
     for (let i = 0; i < b.n; i++) {
       const end = b.ends[i]
+      const before = w.statistics!.chunkCount
       await w.addMessage({ channelId: this.channelIds.get(b.keys[i])!, sequence: b.seqs[i], logTime: b.logTimes[i], publishTime: b.publishTimes[i], data: b.data.subarray(start, end) })
+      // A chunk closed by size took this message with it; otherwise the open chunk has messages.
+      if (w.statistics!.chunkCount !== before) this.openSince = 0
+      else if (this.openSince === 0) this.openSince = performance.now()
       start = end
     }
   }
 
   async end(metadata: [string, string][] | null): Promise<SinkFigures> {
+    if (this.timer) clearInterval(this.timer)
     await this.chain
+    this.ended = true
     try {
       if (this.writer) {
+        if (this.closedForFlush) await this.reopen()
         if (this.pendingChannels.length > 0) await this.registerPending()
         if (metadata) await this.writer.addMetadata({ name: 'onbus.recorder', metadata: new Map(metadata) })
         await this.writer.end()
@@ -152,7 +209,7 @@ export class WriterCore {
   }
 
   figures(): SinkFigures {
-    return { fileBytes: this.file?.bytes ?? 0, chunks: this.writer?.statistics?.chunkCount ?? 0 }
+    return { fileBytes: this.file?.bytes ?? 0, chunks: this.writer?.statistics?.chunkCount ?? this.lastChunks, flushes: this.flushes }
   }
 }
 
@@ -174,7 +231,12 @@ class ThreadSink implements Sink {
   }
 }
 
-type WorkerReply = { type: 'opened' } | { type: 'written'; id: number; fileBytes: number; chunks: number } | { type: 'ended'; fileBytes: number; chunks: number } | { type: 'error'; message: string; code?: string }
+type WorkerReply =
+  | { type: 'opened' }
+  | ({ type: 'written'; id: number } & SinkFigures)
+  | ({ type: 'figures' } & SinkFigures)
+  | ({ type: 'ended' } & SinkFigures)
+  | { type: 'error'; message: string; code?: string }
 
 /** McapWriter in a worker thread: batches are transferred, not copied; each write resolves when the worker has taken the batch. */
 class WorkerSink implements Sink {
@@ -182,7 +244,7 @@ class WorkerSink implements Sink {
   private nextId = 1
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
   private ending: { resolve: (f: SinkFigures) => void; reject: (e: Error) => void } | null = null
-  private fig: SinkFigures = { fileBytes: 0, chunks: 0 }
+  private fig: SinkFigures = { fileBytes: 0, chunks: 0, flushes: 0 }
   private failed: Error | null = null
 
   constructor(private readonly w: Worker) {
@@ -210,12 +272,14 @@ class WorkerSink implements Sink {
 
   private onReply(m: WorkerReply): void {
     if (m.type === 'written') {
-      this.fig = { fileBytes: m.fileBytes, chunks: m.chunks }
+      this.fig = { fileBytes: m.fileBytes, chunks: m.chunks, flushes: m.flushes }
       const p = this.pending.get(m.id)
       this.pending.delete(m.id)
       p?.resolve()
+    } else if (m.type === 'figures') {
+      this.fig = { fileBytes: m.fileBytes, chunks: m.chunks, flushes: m.flushes }
     } else if (m.type === 'ended') {
-      this.fig = { fileBytes: m.fileBytes, chunks: m.chunks }
+      this.fig = { fileBytes: m.fileBytes, chunks: m.chunks, flushes: m.flushes }
       this.ending?.resolve(this.fig)
       void this.w.terminate()
     } else if (m.type === 'error') {

@@ -6,11 +6,11 @@
 import { createBus, qosProfiles, rawCodec } from '../../dist/lib/index.js'
 import { createRecorder } from '../../dist/lib/record/index.js'
 
-const [path, compression] = process.argv.slice(2)
+const [path, compression, mode] = process.argv.slice(2)
 const bus = createBus({ name: 'kill-me' })
 const a = bus.topic('a', { qos: qosProfiles.sensorData, codec: rawCodec })
 const b = bus.topic('b', { qos: qosProfiles.sensorData, codec: rawCodec })
-const rec = await createRecorder({ bus, path, compression, chunkSize: 32 * 1024 })
+const rec = await createRecorder({ bus, path, compression, chunkSize: 32 * 1024, flushMs: mode === 'quiet' ? 200 : 0 })
 const pa = a.publisher({ name: 'pa' })
 const pb = b.publisher({ name: 'pb' })
 
@@ -20,6 +20,18 @@ export function payload(topic, seq) {
   const t = topic === 'a' ? 7 : 13
   for (let k = 0; k < n; k++) out[k] = (seq * t + k) & 0xff
   return out
+}
+
+if (mode === 'quiet') {
+  // A few messages, then silence: the time flush must close the chunk (and the file) by itself.
+  for (let seq = 1; seq <= 10; seq++) pa.publish(payload('a', seq))
+  const poll = setInterval(() => {
+    const s = rec.stats()
+    if (s.flushes >= 1) {
+      clearInterval(poll)
+      process.stdout.write(JSON.stringify({ flushed: s.flushes, chunks: s.chunks, messages: s.messages, writer: s.writer }) + '\n')
+    }
+  }, 20)
 }
 
 let seq = 0
@@ -37,4 +49,4 @@ function burst() {
   }
   setImmediate(burst)
 }
-burst()
+if (mode !== 'quiet') burst()

@@ -64,7 +64,7 @@ function printSummary(s: RecorderSummary, why: string): void {
   for (const t of s.topics) out.write(`  ${t.topic.padEnd(w)}  ${t.codec.padEnd(8)} ${String(t.written).padStart(10)} ${mb(t.bytes).padStart(9)} ${String(t.dropped).padStart(8)}\n`)
 }
 
-async function record(topics: string[], o: { output?: string; duration?: number; compression: 'zstd' | 'none'; chunkSize: number; queueMb: number; ipcDir?: string; json?: boolean; recover?: string; quiet?: boolean }): Promise<void> {
+async function record(topics: string[], o: { output?: string; duration?: number; compression: 'zstd' | 'none'; chunkSize: number; flush: number; queueMb: number; ipcDir?: string; json?: boolean; recover?: string; quiet?: boolean }): Promise<void> {
   if (!o.output) throw onbusError('ERR_ONBUS_USAGE', 'an output file is required: -o <file.mcap>')
   if (o.recover) {
     const r = await recoverFile(o.recover, o.output, { compression: o.compression })
@@ -108,6 +108,7 @@ async function record(topics: string[], o: { output?: string; duration?: number;
       topics,
       compression: o.compression,
       chunkSize: o.chunkSize,
+      flushMs: o.flush,
       queueBytes: o.queueMb * 1024 * 1024,
       typeOf: (t) => types.get(t),
     })
@@ -143,6 +144,7 @@ export function register(program: Command): void {
     .option('-d, --duration <time>', 'stop after this long (30s, 2m, 250ms); default: until SIGINT/SIGTERM', parseDuration)
     .addOption(new Option('-c, --compression <kind>', 'chunk compression').choices(['zstd', 'none']).default('zstd'))
     .option('--chunk-size <bytes>', 'uncompressed chunk size; a SIGKILL loses at most the open chunk', (v) => positive(v, 'chunk size'), 512 * 1024)
+    .option('--flush <time>', 'close a chunk that has been open this long, even if not full (0: by size only)', parseDuration, 2000)
     .option('--queue-mb <n>', 'bound of the recorder queue in MiB (beyond it messages are dropped and counted)', (v) => positive(v, 'queue size'), 64)
     .option('--recover <file>', 'rewrite a file cut short (killed recorder, full disk) into a fully indexed one at -o')
     .option('--ipc-dir <dir>', 'IPC runtime directory (default: $ONBUS_IPC_DIR, else $XDG_RUNTIME_DIR/onbus or /tmp/onbus-<uid>)')
