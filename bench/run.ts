@@ -776,6 +776,7 @@ const modules: { group: string; file: string; args: string[] }[] = [
   { group: 'mavlink', file: 'mavlink.js', args: QUICK ? ['--quick'] : [] },
   { group: 'rtp', file: 'rtp.js', args: QUICK ? ['--quick'] : [] },
   { group: 'rtp-send', file: 'rtp-send.js', args: QUICK ? ['--quick'] : [] },
+  { group: 'record', file: 'record.js', args: QUICK ? ['--quick'] : [] },
 ]
 const extra: string[] = []
 function baselineName(group: string, row: Record<string, unknown>): string {

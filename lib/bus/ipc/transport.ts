@@ -471,6 +471,7 @@ export class IpcTransport extends EventEmitter implements Transport {
       peer.remote.set(m.d.id, r)
       const t = this.topic(m.d.topic)
       if (t) this.apply(peer, t, r)
+      if (this.listenerCount('remote-endpoint') > 0) this.emit('remote-endpoint', m.d)
       return true
     }
     if (type === T_REMOVE) {
@@ -872,6 +873,17 @@ export class IpcTransport extends EventEmitter implements Transport {
   }
 
   /** Counters since start. */
+  /**
+   * Endpoints other processes announced (their publishers and subscribers),
+   * including topics this bus has not declared: what a recorder of "every
+   * topic" needs. A `'remote-endpoint'` event follows each new announcement.
+   */
+  remoteEndpoints(): EndpointDescriptor[] {
+    const out: EndpointDescriptor[] = []
+    for (const p of this.peers) for (const r of p.remote.values()) out.push(r.d)
+    return out
+  }
+
   stats(): IpcStats {
     return { peers: this.byId.size, ...this.counters, shmFree: this.ring ? this.ring.free() : this.shmSlots }
   }
