@@ -22,20 +22,9 @@
 #include "stream_checksum.h"
 #include "util/call_js.h"
 #include "util/clock.h"
+#include "util/rx_stamps.h"
 #include "util/sockaddr.h"
 
-#ifndef SO_TIMESTAMPING_OLD
-#define SO_TIMESTAMPING_OLD 37
-#endif
-#ifndef SO_TIMESTAMPING_NEW
-#define SO_TIMESTAMPING_NEW 65
-#endif
-#ifndef SO_TIMESTAMPNS_OLD
-#define SO_TIMESTAMPNS_OLD 35
-#endif
-#ifndef SO_TIMESTAMPNS_NEW
-#define SO_TIMESTAMPNS_NEW 64
-#endif
 #ifndef TCP_USER_TIMEOUT
 #define TCP_USER_TIMEOUT 18
 #endif
@@ -49,15 +38,6 @@ constexpr uint32_t kMaxRead = 1u << 20;      // bytes per read() at most
 constexpr size_t kCtrlSize = 128;            // one timestamping cmsg (+ SO_TIMESTAMPNS)
 constexpr unsigned kTxMaxIov = IOV_MAX;      // iovecs per writev
 constexpr unsigned kTxMaxMsgs = 64;          // seqpacket messages per sendmmsg
-
-struct KernelTs64 {
-  int64_t sec;
-  int64_t nsec;
-};
-struct KernelTs32 {
-  int32_t sec;
-  int32_t nsec;
-};
 
 int SetInt(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof(value)) == 0 ? 0 : -errno;
@@ -74,34 +54,18 @@ bool IsSocketKind(int kind) { return kind >= kStreamTcp4 && kind <= kStreamSeqpa
 bool ReadStamp(msghdr* h, KernelTs64* out) {
   bool got = false;
   for (cmsghdr* c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-    if (c->cmsg_level != SOL_SOCKET) continue;
-    size_t len = c->cmsg_len - CMSG_LEN(0);
-    const unsigned char* d = CMSG_DATA(c);
-    KernelTs64 t{0, 0};
-    if (c->cmsg_type == SO_TIMESTAMPING_NEW || c->cmsg_type == SO_TIMESTAMPING_OLD) {
-      if (c->cmsg_type == SO_TIMESTAMPING_NEW || len >= 3 * sizeof(KernelTs64)) {
-        if (len < sizeof(KernelTs64)) continue;
-        memcpy(&t, d, sizeof(t));
-      } else {
-        if (len < sizeof(KernelTs32)) continue;
-        KernelTs32 s;
-        memcpy(&s, d, sizeof(s));
-        t = {s.sec, s.nsec};
+    if (IsStampCmsg(c)) {
+      KernelTs64 ts[3] = {};
+      if (ReadStamps(c, ts) & kStampSw) {
+        *out = ts[0];
+        got = true;
       }
-    } else if (c->cmsg_type == SO_TIMESTAMPNS_NEW || c->cmsg_type == SO_TIMESTAMPNS_OLD) {
-      if (got) continue;  // SO_TIMESTAMPING's value wins
-      if (len >= sizeof(KernelTs64)) memcpy(&t, d, sizeof(t));
-      else if (len >= sizeof(KernelTs32)) {
-        KernelTs32 s;
-        memcpy(&s, d, sizeof(s));
-        t = {s.sec, s.nsec};
-      } else continue;
-    } else {
-      continue;
-    }
-    if (t.sec != 0 || t.nsec != 0) {
-      *out = t;
-      got = true;
+    } else if (!got && IsLateStampCmsg(c)) {  // SO_TIMESTAMPING's value wins
+      KernelTs64 t = ReadLateStamp(c);
+      if (t.sec != 0 || t.nsec != 0) {
+        *out = t;
+        got = true;
+      }
     }
   }
   return got;

@@ -1,6 +1,6 @@
-// Kernel receive timestamps and drop counts on datagram sockets, shared by the
-// UDP link (native/udp_socket.cc), the RTP receiver (native/rtp/) and the
-// MAVLink router (native/mavlink/router.cc).
+// Kernel receive timestamps and drop counts, shared by the UDP link
+// (native/udp_socket.cc), the stream link (native/stream_socket.cc), the RTP
+// receiver (native/rtp/) and the MAVLink router (native/mavlink/router.cc).
 //
 // SO_TIMESTAMPING_NEW is preferred (the old form breaks after 2038 on 32-bit
 // ARM); SO_TIMESTAMPNS is enabled as well because right after SO_TIMESTAMPING
