@@ -16,6 +16,9 @@
  *   MB/s of payload written, drops (target 0), how late the publishing loop's
  *   1 ms tick runs, p99 and max (what recording costs the bus). Baseline, same
  *   run: the recorder with its writer on the event loop (`writer: 'thread'`).
+ * - The real thing: `onbus run` (the simulated vehicle, as far as this
+ *   build's simulators go) and `onbus record` in another process over IPC:
+ *   MB/s and drops.
  * - Max sustained record rate: the mix published as fast as the recorder
  *   drains it (the publisher waits while the queue is over half full), zstd
  *   and uncompressed. Baseline: `fs.write` of the same bytes in 1 MiB
@@ -23,7 +26,10 @@
  *
  * Prints one JSON line per figure: { name, value, unit, baseline, baselineName, ratio }.
  */
-import { mkdtempSync, rmSync, openSync, writeSync, closeSync, fsyncSync } from 'node:fs'
+import { mkdtempSync, rmSync, openSync, writeSync, closeSync, fsyncSync, existsSync } from 'node:fs'
+import { spawn, execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createUdpLink } from '../lib/links/index.js'
 import { randomFillSync } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -221,6 +227,52 @@ function diskBaseline(dir: string, seconds: number): number {
   return bytes / 1e6 / wall
 }
 
+const CLI = fileURLToPath(new URL('../lib/cli/main.js', import.meta.url))
+
+/**
+ * The real thing: `onbus run` (the simulated vehicle, as far as this build
+ * has simulators) and `onbus record` in another process over IPC for
+ * `seconds`. Returns the recorder's summary, or null without the CLI.
+ */
+async function recordDaemon(dir: string, seconds: number): Promise<{ mbps: number; drops: number; messages: number; topics: number } | null> {
+  if (!existsSync(CLI)) return null
+  let port = 0
+  for (;;) {
+    const a = createUdpLink({ port: 0, receive: false })
+    port = a.address().port
+    a.close()
+    try {
+      createUdpLink({ port: port + 1, receive: false }).close()
+      break
+    } catch {
+      // taken: try another pair
+    }
+  }
+  const env = { ...process.env, ONBUS_IPC_DIR: join(dir, 'ipc'), ONBUS_SIM_LIDAR_PORT: String(port) }
+  const d = spawn(process.execPath, [CLI, 'run', '--json'], { env, stdio: ['ignore', 'pipe', 'ignore'] })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      const t = setTimeout(() => reject(new Error('onbus run did not get ready in 30 s')), 30_000)
+      d.stdout.on('data', (b: Buffer) => {
+        out += b.toString()
+        if (out.includes('"ready"')) {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      d.on('exit', () => reject(new Error('onbus run exited')))
+    })
+    await sleep(2000) // modules up, rates steady
+    const out = execFileSync(process.execPath, [CLI, 'record', '-o', join(dir, 'daemon.mcap'), '--duration', `${seconds}s`, '--json', '-q'], { env, encoding: 'utf8' })
+    const s = JSON.parse(out.trim().split('\n').pop()!) as { bytes: number; dropped: number; messages: number; durationS: number; topics: unknown[] }
+    return { mbps: s.bytes / 1e6 / s.durationS, drops: s.dropped, messages: s.messages, topics: s.topics.length }
+  } finally {
+    d.kill('SIGTERM')
+    await new Promise((r) => d.on('exit', r))
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'onbus-bench-rec-'))
   try {
@@ -263,6 +315,18 @@ async function main(): Promise<void> {
     line('record.vehicle.tick_p99', v.tick99, 'ms', vt.tick99, 'writer on the event loop')
     line('record.vehicle.tick_max', v.tickMax, 'ms', vt.tickMax, 'writer on the event loop')
     log(`vehicle: ${v.published} published, ${v.messages} written, ${v.drops} dropped (writer on the loop: ${vt.drops} dropped)`)
+
+    log(`onbus run + onbus record over IPC for ${SECONDS} s`)
+    try {
+      const dr = await recordDaemon(dir, SECONDS)
+      if (dr) {
+        line('record.daemon.payload_rate', dr.mbps, 'MB/s', null, '')
+        line('record.daemon.drops', dr.drops, 'messages', null, '')
+        log(`daemon: ${dr.messages} messages on ${dr.topics} topics, ${dr.drops} dropped`)
+      } else log('daemon: dist/lib/cli/main.js not built, skipped')
+    } catch (err) {
+      log(`daemon: failed (${(err as Error).message}); its figures are missing from this run`)
+    }
 
     const maxS = QUICK ? 2 : 5
     log(`max sustained record rate, ${maxS} s each (zstd, none), and the disk baseline`)
