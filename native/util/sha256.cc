@@ -124,6 +124,7 @@ bool DetectShaNi() {
 #endif
 
 Sha256::BlockFn Select(Sha256::Impl impl) {
+  (void)impl;
 #ifdef ONBUS_SHA_X86
   if (impl != Sha256::Impl::kPortable && Sha256::HasShaNi()) return BlocksShaNi;
 #endif
