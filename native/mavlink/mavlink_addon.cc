@@ -349,4 +349,11 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
 Napi::Function InitMavlinkDialect(Napi::Env env) { return MavlinkDialect::Init(env); }
 Napi::Function InitMavlinkParser(Napi::Env env) { return MavlinkParserWrap::Init(env); }
 
+std::shared_ptr<const Dialect> DialectOf(Napi::Env env, Napi::Value v) {
+  bool ok = false;
+  if (!v.IsObject() || napi_check_object_type_tag(env, v, &kDialectTag, &ok) != napi_ok || !ok) return nullptr;
+  MavlinkDialect* d = MavlinkDialect::Unwrap(v.As<Napi::Object>());
+  return d != nullptr ? d->dialect() : nullptr;
+}
+
 }  // namespace onbus::mav
