@@ -2,12 +2,12 @@
 // counted under its own reason, the link stays up), kernel receive stamps,
 // replies to the peer, and garbage between frames over a PTY pair (socat).
 import { describe, it, expect, afterEach, vi } from 'vitest'
-import { createServer, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createSerialLink, createTcpLink, createUdpLink, type StreamLink, type UdpLink } from '../lib/index.js'
+import { createSerialLink, createTcpLink, createTcpServer, createUdpLink, type StreamLink, type UdpLink } from '../lib/index.js'
 import {
   Attitude,
   CommandLong,
@@ -226,6 +226,40 @@ describe('MavlinkLink', { timeout: 60_000 }, () => {
     await until(() => got.length === want.got.length + 2, 'two more frames')
     expect(verify.mock.calls.length).toBe(calls)
     expect(got.slice(-2).every((g) => g.includes(':true:'))).toBe(true)
+  })
+
+  it('a TCP server with one mavlinkFraming and one signing: every connection’s link verifies natively (the key is handed over once)', async () => {
+    const signing = new MavlinkSigning({ key: KEY })
+    const verify = vi.spyOn(signing, 'verify')
+    const links: MavlinkLink[] = []
+    const got: string[][] = []
+    const server = createTcpServer({ port: 0, framing: mavlinkFraming() }, (link) => {
+      const mav = new MavlinkLink(link, { signing })
+      const mine: string[] = []
+      got.push(mine)
+      mav.onFrame((f) => mine.push(`${f.sysid}:${f.verified}`))
+      links.push(mav)
+    })
+    const clients: Socket[] = []
+    cleanup.push(() => {
+      for (const c of clients) c.destroy()
+      for (const l of links) l.close()
+      server.close()
+    })
+    for (let k = 0; k < 2; k++) {
+      const c = connect(server.address().port, '127.0.0.1')
+      c.on('error', () => {})
+      clients.push(c)
+    }
+    await until(() => links.length === 2, 'two connections')
+    for (let k = 0; k < 2; k++) {
+      const enc = new MavlinkEncoder({ sysid: 10 + k, compid: 1, signing: new MavlinkSigning({ key: KEY, clock: new SigningClock() }) })
+      const wrong = new MavlinkEncoder({ sysid: 20 + k, compid: 1, signing: new MavlinkSigning({ key: KEY2, clock: new SigningClock() }) })
+      clients[k].write(concat([enc.encode(Heartbeat, hb), wrong.encode(Heartbeat, hb), enc.encode(Attitude, att)]))
+    }
+    await until(() => got.every((g) => g.length === 2) && links.every((l) => l.stats.rejected.bad_signature === 1), 'the frames of both connections')
+    expect(got.map((g) => g.join(' ')).sort()).toEqual(['10:true 10:true', '11:true 11:true'])
+    expect(verify).not.toHaveBeenCalled()
   })
 
   it("drops unknown ids when told to, counted as unknown_dropped; 'frame' events", async () => {

@@ -106,6 +106,33 @@ describe('MAVLink 2 signing', () => {
     expect(parser.stats.bytesIn).toBe(parser.stats.bytesAccepted + parser.stats.bytesDiscarded)
   })
 
+  it('future bound on a known stream: judged against the local timestamp, whether or not the clock has to be read for it', () => {
+    const wall = manualClock()
+    const rx = signing({}, wall)
+    const parser = new MavlinkParser({ signing: rx })
+    const senderClock = manualClock()
+    const enc = new MavlinkEncoder({ sysid: 1, compid: 1, signing: signing({}, senderClock) })
+    expect(run(parser, enc.encode(Attitude, att)).length).toBe(1) // the stream is known, local timestamp ~T0
+    // our wall clock moves 3 days on; the sender's 2.5 days: beyond a day past
+    // the last timestamp seen, but within a day of the local one: accepted
+    wall.set(T0 + 3 * 86_400_000)
+    senderClock.set(T0 + 2.5 * 86_400_000)
+    expect(run(parser, enc.encode(Attitude, att)).length).toBe(1)
+    // two days ahead of the local timestamp: refused
+    senderClock.set(T0 + 5 * 86_400_000)
+    expect(run(parser, enc.encode(Attitude, att)).length).toBe(0)
+    expect(rejections(parser)).toEqual({ future_timestamp: 1 })
+    // the wall clock goes back a week: the local timestamp stays at the newest accepted one
+    // (a new sender object for the same stream: the first one's clock has issued T0 + 5 days)
+    wall.set(T0 - 7 * 86_400_000)
+    const clock2 = manualClock(T0 + 3 * 86_400_000)
+    const enc2 = new MavlinkEncoder({ sysid: 1, compid: 1, signing: signing({}, clock2) })
+    expect(run(parser, enc2.encode(Attitude, att)).length).toBe(1)
+    clock2.set(T0 + 4.6 * 86_400_000)
+    expect(run(parser, enc2.encode(Attitude, att)).length).toBe(0)
+    expect(rejections(parser)).toEqual({ future_timestamp: 2 })
+  })
+
   it('accepted timestamps raise the local timestamp', () => {
     const clock = manualClock()
     const rx = signing({}, clock)

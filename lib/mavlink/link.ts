@@ -57,6 +57,20 @@ const SIG_BAD = 2
 
 const NATIVE = Symbol('onbus.mavlink.native')
 
+/**
+ * The signing key a native parser handle holds: `keyGen` the
+ * `MavlinkSigning.keyGeneration` it came from (0: none handed over), and
+ * `nativeGen` the generation the handle gave it (framer tags carry it, mod
+ * 127). One per handle, shared by the links on it (the connections of a
+ * server made with one `mavlinkFraming()`), so that links with one signing
+ * hand the key over once instead of in turn.
+ */
+interface NativeKeyState {
+  keyGen: number
+  nativeGen: number
+}
+const nativeKeys = new WeakMap<NativeMavlinkParser, NativeKeyState>()
+
 /** Options of the native MAVLink parsing, shared by {@link mavlinkFraming} and {@link MavlinkLink}. */
 export interface MavlinkParseOptions {
   /** Messages to check (CRC_EXTRA, lengths) and decode. Default: common. */
@@ -175,10 +189,8 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
   private txErrors = 0
   private closed = false
   private unsubscribe: () => void
-  /** `signing.keyGeneration` of the key last handed to the native parser (0: none). */
-  private keyGen = 0
-  /** Generation the native parser gave that key (framer tags carry it, mod 127). */
-  private nativeKeyGen = 0
+  /** The key the native parser holds (shared by the links on one parser handle). */
+  private readonly key: NativeKeyState
   // UDP
   private spans = new Uint32Array(64)
   /** Frame records of one parseBatch call: room for a 64 KiB datagram of minimal (12-byte) frames. */
@@ -207,6 +219,9 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       this.parser = n.parser
       this.unsubscribe = transport.onBatch((b) => this.onStreamBatch(b))
     } else throw invalidArgType('transport', 'a UdpLink, StreamLink or SerialLink', transport)
+    let key = nativeKeys.get(this.parser)
+    if (key === undefined) nativeKeys.set(this.parser, (key = { keyGen: 0, nativeGen: 0 }))
+    this.key = key
     this.syncKey()
     // a key change (setKey, applySetup) reaches the native side at once, so
     // that the frames framed from then on are checked with the new key
@@ -321,9 +336,10 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
    */
   private syncKey(): void {
     const s = this.signing
-    if (s === undefined || s.keyGeneration === this.keyGen) return
-    this.nativeKeyGen = this.parser.setSigningKey(s.enabled ? s.keyBytes() : null)
-    this.keyGen = s.keyGeneration
+    const k = this.key
+    if (s === undefined || s.keyGeneration === k.keyGen) return
+    k.nativeGen = this.parser.setSigningKey(s.enabled ? s.keyBytes() : null)
+    k.keyGen = s.keyGeneration
   }
 
   private onUdpBatch(b: UdpBatch): void {
@@ -343,7 +359,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
     while (first < n && !this.closed) {
       this.syncKey()
       // the key the records' signature verdicts are for (a listener may change it)
-      const gen = this.keyGen
+      const gen = this.key.keyGen
       const r = this.parser.parseBatch(data, spans, first, n - first, out)
       const frames = r % PARSE_DONE_SHIFT
       const done = (r - frames) / PARSE_DONE_SHIFT
@@ -355,7 +371,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
           rx = b.hasRxTime(d) ? (b.rxTime(d) as bigint) : native.clockNs(0)
         }
         const flags = out[w + 5] >>> 24
-        const sig = (flags & REC_SIG_CHECKED) === 0 || gen !== this.keyGen ? SIG_UNCHECKED : (flags & REC_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+        const sig = (flags & REC_SIG_CHECKED) === 0 || gen !== this.key.keyGen ? SIG_UNCHECKED : (flags & REC_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
         if (this.deliver(data, out[w + 1], out[w + 2], out[w + 3], rx, sig) && trackPeer) {
           this.peerPort = b.port(d)
           this.peerAddress = b.address(d)
@@ -384,7 +400,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       // framer tags: msgid | signature status << 24, the status naming the
       // native key generation that checked it (mod 127): used only when that
       // is the key handed over last (a listener may have changed it since)
-      const sig = st === 0 || (st & 0x7f) !== tagSigGeneration(this.nativeKeyGen) ? SIG_UNCHECKED : (st & TAG_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
+      const sig = st === 0 || (st & 0x7f) !== tagSigGeneration(this.key.nativeGen) ? SIG_UNCHECKED : (st & TAG_SIG_GOOD) !== 0 ? SIG_GOOD : SIG_BAD
       this.deliver(data, b.offset(i), b.len(i), tag & 0xffffff, rx, sig)
     }
   }
@@ -410,7 +426,7 @@ export class MavlinkLink extends EventEmitter implements MavlinkPort {
       f.timestamp = readTimestamp(data, sigOff + 1)
       if (signing !== undefined && signing.enabled) {
         const why =
-          sig !== SIG_UNCHECKED && signing.keyGeneration === this.keyGen
+          sig !== SIG_UNCHECKED && signing.keyGeneration === this.key.keyGen
             ? sig === SIG_GOOD
               ? signing.acceptTimestamp(data, sigOff, sysid, compid)
               : 'bad_signature'

@@ -63,8 +63,8 @@ export function tagSigGeneration(gen: number): number {
 
 /**
  * SHA-256 by the native implementation (native/util/sha256.h): `impl` 0 the
- * one the addon uses, 1 the portable one, 2 the SHA-NI one (undefined when
- * the CPU lacks it). Test hook.
+ * one the addon uses, 1 the portable one, 2 the one using the CPU's SHA-256
+ * instructions (SHA-NI, ARMv8 SHA2; undefined when there is none). Test hook.
  * @internal
  */
 export function nativeSha256(data: Uint8Array, impl = 0): Uint8Array | undefined {

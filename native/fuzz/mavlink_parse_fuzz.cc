@@ -14,7 +14,7 @@
 //     behind it, so where a read ends matters, as in lib/mavlink/parser.ts.)
 //   - after the end of the stream nothing is pending.
 //   - SHA-256: the block function in use, the portable one and (on CPUs with
-//     SHA-NI) the SHA-NI one give the same digest, whole or fed in random
+//     SHA-NI or ARMv8 SHA2) the one using them give the same digest, whole or fed in random
 //     pieces; SignatureMatches of every signed frame agrees with the
 //     definition (first 6 bytes of SHA-256(key + frame up to the signature)),
 //     accepts the frame once signed correctly and refuses it with one bit off.
@@ -116,9 +116,9 @@ void CheckSha256(const uint8_t* data, size_t size, uint32_t seed) {
   Sha256::Digest(exact.get(), size, a, Sha256::Impl::kAuto);
   Sha256::Digest(exact.get(), size, b, Sha256::Impl::kPortable);
   Check(memcmp(a, b, sizeof a) == 0, "sha256 in use == portable");
-  if (Sha256::HasShaNi()) {
-    Sha256::Digest(exact.get(), size, c, Sha256::Impl::kShaNi);
-    Check(memcmp(c, b, sizeof c) == 0, "sha256 SHA-NI == portable");
+  if (Sha256::HasHardware()) {
+    Sha256::Digest(exact.get(), size, c, Sha256::Impl::kHardware);
+    Check(memcmp(c, b, sizeof c) == 0, "sha256 CPU instructions == portable");
   }
   Sha256 h;
   for (size_t at = 0; at < size;) {

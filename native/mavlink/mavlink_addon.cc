@@ -12,7 +12,7 @@
 //     .setSigningKey(key: Uint8Array(32) | null) -> generation
 //                         signed frames are then checked against the key
 //                         (see SigningKey below); null: not checked
-//   MavlinkDialect.sha256(data, impl 0 auto | 1 portable | 2 SHA-NI)
+//   MavlinkDialect.sha256(data, impl 0 auto | 1 portable | 2 CPU instructions (SHA-NI, ARMv8 SHA2))
 //                         -> Uint8Array(32), undefined when impl 2 is missing
 //                         (test hook of native/util/sha256.h)
 //
@@ -198,10 +198,10 @@ class MavlinkDialect : public Napi::ObjectWrap<MavlinkDialect> {
     }
     auto data = info[0].As<Napi::Uint8Array>();
     const uint32_t impl = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
-    if (impl == 2 && !Sha256::HasShaNi()) return env.Undefined();
+    if (impl == 2 && !Sha256::HasHardware()) return env.Undefined();
     auto out = Napi::Uint8Array::New(env, Sha256::kDigestLength);
     Sha256::Digest(data.Data(), data.ElementLength(), out.Data(),
-                   impl == 1 ? Sha256::Impl::kPortable : impl == 2 ? Sha256::Impl::kShaNi : Sha256::Impl::kAuto);
+                   impl == 1 ? Sha256::Impl::kPortable : impl == 2 ? Sha256::Impl::kHardware : Sha256::Impl::kAuto);
     return out;
   }
   std::shared_ptr<const Dialect> dialect_;
@@ -348,5 +348,12 @@ class MavlinkParserWrap : public Napi::ObjectWrap<MavlinkParserWrap> {
 
 Napi::Function InitMavlinkDialect(Napi::Env env) { return MavlinkDialect::Init(env); }
 Napi::Function InitMavlinkParser(Napi::Env env) { return MavlinkParserWrap::Init(env); }
+
+std::shared_ptr<const Dialect> DialectOf(Napi::Env env, Napi::Value v) {
+  bool ok = false;
+  if (!v.IsObject() || napi_check_object_type_tag(env, v, &kDialectTag, &ok) != napi_ok || !ok) return nullptr;
+  MavlinkDialect* d = MavlinkDialect::Unwrap(v.As<Napi::Object>());
+  return d != nullptr ? d->dialect() : nullptr;
+}
 
 }  // namespace onbus::mav

@@ -7,6 +7,18 @@
 #include <cpuid.h>
 #include <immintrin.h>
 #define ONBUS_SHA_X86 1
+#elif defined(__aarch64__) && defined(__linux__) && (defined(__ARM_FEATURE_SHA2) || (defined(__GNUC__) && !defined(__clang__)))
+// GCC enables the SHA2 intrinsics per function (target attribute); clang 14
+// only for a whole build with them (-march=...+crypto): else portable only.
+#include <arm_neon.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#define ONBUS_SHA_ARM 1
+#if defined(__ARM_FEATURE_SHA2)
+#define ONBUS_ARM_SHA_TARGET
+#else
+#define ONBUS_ARM_SHA_TARGET __attribute__((target("+crypto")))
+#endif
 #endif
 
 namespace onbus {
@@ -114,7 +126,8 @@ __attribute__((target("sha,sse4.1,ssse3"))) void BlocksShaNi(uint32_t state[8], 
   _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), _mm_alignr_epi8(dchg, feba, 8));  // e f g h
 }
 
-bool DetectShaNi() {
+#ifdef ONBUS_SHA_X86
+bool DetectHardware() {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
   const bool ssse3 = (c & (1u << 9)) != 0, sse41 = (c & (1u << 19)) != 0;
@@ -122,19 +135,53 @@ bool DetectShaNi() {
   return ssse3 && sse41 && (b & (1u << 29)) != 0;
 }
 #endif
+#endif
+
+#ifdef ONBUS_SHA_ARM
+// The same compression with the ARMv8 SHA2 instructions: SHA256H/SHA256H2 do
+// four rounds on {A,B,C,D} and {E,F,G,H}; SHA256SU0/SU1 compute the message
+// schedule four words at a time.
+ONBUS_ARM_SHA_TARGET void BlocksArm(uint32_t state[8], const uint8_t* p, size_t n) {
+  uint32x4_t abcd = vld1q_u32(state), efgh = vld1q_u32(state + 4);
+  for (; n > 0; n--, p += 64) {
+    const uint32x4_t save0 = abcd, save1 = efgh;
+    uint32x4_t w[4];
+    for (int i = 0; i < 4; i++) w[i] = vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p + 16 * i)));
+    for (int i = 0; i < 16; i++) {
+      uint32x4_t& cur = w[i & 3];
+      // W[t..t+3] = W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2])
+      if (i >= 4) cur = vsha256su1q_u32(vsha256su0q_u32(cur, w[(i + 1) & 3]), w[(i + 2) & 3], w[(i + 3) & 3]);
+      const uint32x4_t wk = vaddq_u32(cur, vld1q_u32(kK + 4 * i));
+      const uint32x4_t a0 = abcd;
+      abcd = vsha256hq_u32(abcd, efgh, wk);
+      efgh = vsha256h2q_u32(efgh, a0, wk);
+    }
+    abcd = vaddq_u32(abcd, save0);
+    efgh = vaddq_u32(efgh, save1);
+  }
+  vst1q_u32(state, abcd);
+  vst1q_u32(state + 4, efgh);
+}
+
+bool DetectHardware() { return (getauxval(AT_HWCAP) & HWCAP_SHA2) != 0; }
+#endif
 
 Sha256::BlockFn Select(Sha256::Impl impl) {
+  (void)impl;
 #ifdef ONBUS_SHA_X86
-  if (impl != Sha256::Impl::kPortable && Sha256::HasShaNi()) return BlocksShaNi;
+  if (impl != Sha256::Impl::kPortable && Sha256::HasHardware()) return BlocksShaNi;
+#endif
+#ifdef ONBUS_SHA_ARM
+  if (impl != Sha256::Impl::kPortable && Sha256::HasHardware()) return BlocksArm;
 #endif
   return BlocksPortable;
 }
 
 }  // namespace
 
-bool Sha256::HasShaNi() {
-#ifdef ONBUS_SHA_X86
-  static const bool has = DetectShaNi();
+bool Sha256::HasHardware() {
+#if defined(ONBUS_SHA_X86) || defined(ONBUS_SHA_ARM)
+  static const bool has = DetectHardware();
   return has;
 #else
   return false;

@@ -1,11 +1,13 @@
 // SHA-256 (FIPS 180-4), pure C++17 with no dependencies, for MAVLink 2 frame
 // signatures (native/mavlink/parse.h) and anything else native that needs it.
 //
-// Two block functions compute the same thing: a portable one, and on x86-64
-// CPUs with the SHA extensions (SHA-NI: Intel since Goldmont/Ice Lake, AMD
-// since Zen) one using those instructions, chosen once at run time (CPUID).
-// Both are checked against node:crypto (test/mavlink-native.test.ts) and
-// against each other (native/fuzz/mavlink_parse_fuzz.cc).
+// Two block functions compute the same thing: a portable one, and one using
+// the CPU's SHA-256 instructions where it has them, chosen once at run time:
+// x86 with the SHA extensions (SHA-NI: Intel since Goldmont/Ice Lake, AMD
+// since Zen; CPUID), arm64 Linux with the ARMv8 SHA2 extension (HWCAP_SHA2;
+// built with GCC, or with clang when the build enables SHA2). Both are
+// checked against node:crypto (test/mavlink-native.test.ts) and against each
+// other (native/fuzz/mavlink_parse_fuzz.cc).
 #pragma once
 
 #include <cstddef>
@@ -15,7 +17,8 @@ namespace onbus {
 
 class Sha256 {
  public:
-  enum class Impl : uint8_t { kAuto, kPortable, kShaNi };
+  // kHardware: the CPU's SHA instructions (portable when it has none).
+  enum class Impl : uint8_t { kAuto, kPortable, kHardware };
   static constexpr size_t kDigestLength = 32;
   static constexpr size_t kBlockLength = 64;
 
@@ -24,8 +27,8 @@ class Sha256 {
   // Writes the digest; the object must not be updated afterwards.
   void Final(uint8_t out[kDigestLength]);
 
-  // Whether this CPU has the SHA extensions the kShaNi block function needs.
-  static bool HasShaNi();
+  // Whether this CPU (and this build) has the kHardware block function.
+  static bool HasHardware();
   // One-shot digest.
   static void Digest(const uint8_t* data, size_t len, uint8_t out[kDigestLength], Impl impl = Impl::kAuto) {
     Sha256 h(impl);
