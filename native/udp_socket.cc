@@ -541,7 +541,6 @@ Napi::Value UdpSocket::Membership(const Napi::CallbackInfo& info) {
   std::string source = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
   unsigned ifindex = 0;
   if (!iface.empty() && (ifindex = if_nametoindex(iface.c_str())) == 0) return Napi::Number::New(env, -ENODEV);
-  int level = family_ == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
   if (op == "interface") {
     int r;
     if (family_ == 6) {
@@ -553,25 +552,7 @@ Napi::Value UdpSocket::Membership(const Napi::CallbackInfo& info) {
     }
     return Napi::Number::New(env, r);
   }
-  bool join = op == "join";
-  socklen_t len;
-  int r;
-  if (source.empty()) {
-    group_req gr{};
-    gr.gr_interface = ifindex;
-    r = ParseAddress(group, 0, family_, &gr.gr_group, &len);
-    if (r == 0)
-      r = setsockopt(fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &gr, sizeof(gr)) == 0 ? 0 : -errno;
-  } else {
-    group_source_req gsr{};
-    gsr.gsr_interface = ifindex;
-    r = ParseAddress(group, 0, family_, &gsr.gsr_group, &len);
-    if (r == 0) r = ParseAddress(source, 0, family_, &gsr.gsr_source, &len);
-    if (r == 0)
-      r = setsockopt(fd, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP, &gsr, sizeof(gsr)) == 0
-              ? 0
-              : -errno;
-  }
+  int r = GroupMembership(fd, family_, op == "join", group, ifindex, source);
   return Napi::Number::New(env, r);
 }
 

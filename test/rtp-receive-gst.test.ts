@@ -139,7 +139,7 @@ describe('RTP receive from GStreamer / ffmpeg', () => {
     expect(decoded.length).toBe(n)
   })
 
-  it.skipIf(rtpbinMissing)('GStreamer rtpbin: its RTCP SRs give frames a capture time on the sender clock; RRs go back to the SR's source', async () => {
+  it.skipIf(rtpbinMissing)('GStreamer rtpbin: its RTCP SRs give frames a capture time on the sender clock; RRs go back to the SR source', async () => {
     const rx = createRtpReceiver({ port: 0, codec: 'h264', latencyMs: 100, rtcp: { intervalMs: 200 } })
     const frames: VideoFrameData[] = []
     rx.on('frame', (f) => frames.push(f.copy()))

@@ -424,24 +424,9 @@ Napi::Value RtpReceiver::Join(const Napi::CallbackInfo& info) {
   std::string source = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   unsigned ifindex = 0;
   if (!iface.empty() && (ifindex = if_nametoindex(iface.c_str())) == 0) return Napi::Number::New(env, -ENODEV);
-  int level = family_ == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
-  socklen_t len;
   int r = 0;
-  for (int fd : {rx_->fd.get(), rx_->rtcp_fd.get()}) {
-    if (fd < 0 || r != 0) continue;
-    if (source.empty()) {
-      group_req gr{};
-      gr.gr_interface = ifindex;
-      r = ParseAddress(group, 0, family_, &gr.gr_group, &len);
-      if (r == 0) r = setsockopt(fd, level, MCAST_JOIN_GROUP, &gr, sizeof(gr)) == 0 ? 0 : -errno;
-    } else {
-      group_source_req gsr{};
-      gsr.gsr_interface = ifindex;
-      r = ParseAddress(group, 0, family_, &gsr.gsr_group, &len);
-      if (r == 0) r = ParseAddress(source, 0, family_, &gsr.gsr_source, &len);
-      if (r == 0) r = setsockopt(fd, level, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr)) == 0 ? 0 : -errno;
-    }
-  }
+  for (int fd : {rx_->fd.get(), rx_->rtcp_fd.get()})
+    if (fd >= 0 && r == 0) r = GroupMembership(fd, family_, true, group, ifindex, source);
   return Napi::Number::New(env, r);
 }
 

@@ -65,4 +65,22 @@ std::string FormatAddress(const sockaddr* sa, int* port) {
   return buf;
 }
 
+int GroupMembership(int fd, int family, bool join, const std::string& group, unsigned ifindex, const std::string& source) {
+  int level = family == 6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  socklen_t len;
+  if (source.empty()) {
+    group_req gr{};
+    gr.gr_interface = ifindex;
+    int r = ParseAddress(group, 0, family, &gr.gr_group, &len);
+    if (r != 0) return r;
+    return setsockopt(fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &gr, sizeof(gr)) == 0 ? 0 : -errno;
+  }
+  group_source_req gsr{};
+  gsr.gsr_interface = ifindex;
+  int r = ParseAddress(group, 0, family, &gsr.gsr_group, &len);
+  if (r == 0) r = ParseAddress(source, 0, family, &gsr.gsr_source, &len);
+  if (r != 0) return r;
+  return setsockopt(fd, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP, &gsr, sizeof(gsr)) == 0 ? 0 : -errno;
+}
+
 }  // namespace onbus

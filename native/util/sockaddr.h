@@ -15,6 +15,11 @@ int ParseAddress(const std::string& ip, int port, int family, sockaddr_storage* 
 // Formats the address part of `sa` (no port) and returns its port.
 std::string FormatAddress(const sockaddr* sa, int* port);
 
+// Joins or leaves a multicast group on `fd` (any-source when `source` is
+// empty, else source-specific), on interface `ifindex` (0 = the kernel's
+// choice). Returns 0 or a negative errno.
+int GroupMembership(int fd, int family, bool join, const std::string& group, unsigned ifindex, const std::string& source);
+
 inline socklen_t SockaddrLen(const sockaddr_storage& ss) {
   return ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
