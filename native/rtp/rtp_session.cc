@@ -11,6 +11,17 @@ namespace rtp {
 namespace {
 
 constexpr int64_t kNsPerSec = 1000000000LL;
+
+// ns * rate / 1e9 without a 128-bit product (32-bit ARM has no __int128):
+// whole seconds and the remainder scaled apart; exact (floor) for rate < 9.2e9.
+int64_t ScaleNs(int64_t ns, int64_t rate) {
+  int64_t sec = ns / kNsPerSec, rem = ns % kNsPerSec;
+  if (rem < 0) {
+    rem += kNsPerSec;
+    sec -= 1;
+  }
+  return sec * rate + rem * rate / kNsPerSec;
+}
 constexpr uint32_t kClockRate = 90000;
 constexpr uint64_t kNtpUnixOffset = 2208988800ULL;
 constexpr unsigned kSsrcSwitchPackets = 4;       // consecutive packets of a new SSRC
@@ -202,7 +213,7 @@ void RtpSession::OnRtp(const uint8_t* p, size_t n, int64_t rx_ns, int64_t now) {
   if (ext > highest_) highest_ = ext;
 
   // Interarrival jitter (RFC 3550 A.8) in RTP clock units.
-  int64_t arrival_rtp = static_cast<int64_t>(static_cast<__int128>(now) * kClockRate / kNsPerSec);
+  int64_t arrival_rtp = ScaleNs(now, kClockRate);
   int64_t transit = static_cast<int64_t>(static_cast<uint32_t>(arrival_rtp) - h.ts);
   transit = static_cast<int32_t>(static_cast<uint32_t>(transit));
   if (have_transit_) {
@@ -612,7 +623,7 @@ size_t RtpSession::BuildReceiverReport(uint8_t* out, size_t cap, int64_t now) {
     Put32(b + 8, static_cast<uint32_t>(highest_ - (1ULL << 16)));
     Put32(b + 12, jitter());
     uint32_t lsr = have_sr_ ? static_cast<uint32_t>(sr_ntp_ >> 16) : 0;
-    uint32_t dlsr = have_sr_ ? static_cast<uint32_t>(static_cast<__int128>(now - sr_arrival_) * 65536 / kNsPerSec) : 0;
+    uint32_t dlsr = have_sr_ ? static_cast<uint32_t>(ScaleNs(now - sr_arrival_, 65536)) : 0;
     Put32(b + 16, lsr);
     Put32(b + 20, dlsr);
   }
