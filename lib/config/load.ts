@@ -31,7 +31,7 @@ export interface TopicFeedTarget {
 }
 
 export interface TopicConfig {
-  codec?: 'raw' | 'json' | 'mavlink'
+  codec?: 'raw' | 'json' | 'mavlink' | 'video'
   type?: string
   qos: Record<string, unknown>
   from?: string[]
@@ -57,8 +57,8 @@ export interface OnbusConfig {
   modules?: Record<string, ModuleConfig>
   sim?: {
     lidar?: { address?: string; port: number; rpm?: number; returnMode?: 'strongest' | 'last' | 'dual' }
-    autopilot?: { port?: number; address?: string; systemId?: number; signing?: boolean; keyFile?: string }
-    camera?: { port?: number; address?: string; width?: number; height?: number; fps?: number }
+    autopilot?: { port: number; address?: string; systemId?: number; signing?: boolean; keyFile?: string; flavour?: 'px4' | 'ardupilot'; attitudeHz?: number; positionHz?: number }
+    camera?: { port: number; address?: string; fps?: number; clip?: string }
   }
 }
 
