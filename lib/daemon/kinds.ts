@@ -387,7 +387,17 @@ const msgIdList = { type: 'array', items: { type: 'integer', minimum: 0, maximum
 /** The `mavlink` kind's options: the router's own configuration ({@link mavlinkRouterConfigSchema}) plus `msgIds`. */
 const mavlinkKindSchema = (() => {
   const { $id: _id, title: _t, ...rest } = mavlinkRouterConfigSchema
-  return { ...rest, properties: { ...rest.properties, msgIds: msgIdList } }
+  // The endpoint alternatives, selected by `kind` (if/then), so that an error names the endpoint kind's own keys
+  // instead of every alternative's complaint.
+  const alts = rest.properties.endpoints.items.oneOf as unknown as readonly { properties: { kind: { const: string } } }[]
+  const kinds = alts.map((a) => a.properties.kind.const)
+  const items = {
+    type: 'object',
+    required: ['kind'],
+    properties: { kind: { enum: kinds } },
+    allOf: alts.map((a) => ({ if: { type: 'object', required: ['kind'], properties: { kind: { const: a.properties.kind.const } } }, then: a })),
+  }
+  return { ...rest, properties: { ...rest.properties, endpoints: { ...rest.properties.endpoints, items }, msgIds: msgIdList } }
 })()
 
 /**
