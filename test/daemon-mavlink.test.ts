@@ -15,11 +15,15 @@ import { ConfigError } from '../lib/config/load.js'
 import { Heartbeat, MAV_AUTOPILOT, MAV_STATE, MAV_TYPE, MavlinkEncoder, MavlinkParser } from '../lib/mavlink/index.js'
 import type { MessageMeta } from '../lib/bus/meta.js'
 import { UdpPeer, until } from './helpers/mav-peers.js'
-import { freeUdpPort } from './helpers/onbus-cli.js'
+import { CliProcess, freeUdpPort } from './helpers/onbus-cli.js'
 import { emulator } from './helpers/emulator.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'onbus-daemon-mav-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const procs: CliProcess[] = []
+afterAll(() => {
+  for (const p of procs) p.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
 
 function bindable(port: number): boolean {
   try {
@@ -192,4 +196,30 @@ links:
       await d.close()
     }
   }, 30_000)
+
+  it('onbus run + SIGHUP: the changed router is reopened, the unchanged camera kept; a bad router edit is refused with its line', async () => {
+    const [p1, p2, p3] = [freeUdpPort(), freeUdpPort(), freeUdpPort()]
+    const file = join(dir, 'hup.yaml')
+    const cam = `  cam: { kind: rtp-camera, port: ${p3}, codec: h264, rtcp: false }\n`
+    writeFileSync(file, config(p1).replace('topics:\n', `${cam}topics:\n`))
+    const d = new CliProcess(['run', file, '--json', '--ipc-dir', join(dir, 'ipc')])
+    procs.push(d)
+    await d.waitFor((r) => r.event === 'ready')
+    const mark = d.records.length
+    writeFileSync(file, config(p1, `\n      - { kind: udp-server, name: gcs, address: 127.0.0.1, port: ${p2} }`).replace('topics:\n', `${cam}topics:\n`))
+    d.kill('SIGHUP')
+    const reload = await d.waitFor((r) => r.event === 'reload', 20_000, mark)
+    expect(reload.links).toEqual({ added: [], removed: [], changed: ['fc'], kept: ['cam'] })
+    expect(d.records.slice(mark).filter((r) => r.link === 'cam')).toEqual([]) // never closed, never reopened
+    expect(bindable(p2)).toBe(false)
+    const mark2 = d.records.length
+    writeFileSync(file, config(p1, '\n      - { kind: tcp-client, port: 5760 }').replace('topics:\n', `${cam}topics:\n`))
+    d.kill('SIGHUP')
+    const refused = await d.waitFor((r) => r.event === 'reload-refused', 20_000, mark2)
+    expect(String(refused.error)).toMatch(/hup\.yaml:9:\d+: links\.fc\.endpoints\.1: missing required key 'address'/)
+    expect(bindable(p2)).toBe(false) // still running with the previous configuration
+    d.kill('SIGTERM')
+    expect(await d.exited, d.stderr).toEqual({ code: 0, signal: null })
+    expect(bindable(p1) && bindable(p2) && bindable(p3)).toBe(true)
+  }, 60_000)
 })
