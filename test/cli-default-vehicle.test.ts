@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CliProcess, runCli, vehicleEnv } from './helpers/onbus-cli.js'
 import { joinBus } from '../lib/cli/common.js'
-import { MavlinkParser } from '../lib/mavlink/index.js'
+import { CommandLong, MavlinkEncoder, MavlinkParser } from '../lib/mavlink/index.js'
 import { MavlinkSigning } from '../lib/mavlink/signing.js'
 import { readSigningKey } from '../lib/daemon/daemon.js'
 import { UdpPeer, until } from './helpers/mav-peers.js'
@@ -106,6 +106,29 @@ describe.skipIf(slow)('onbus run with no configuration: the simulated vehicle', 
         wrong.push(b, () => {})
       })
       await until(() => seen.has('HEARTBEAT') && seen.has('ATTITUDE') && verified >= 50, 20_000, 'signed HEARTBEAT and ATTITUDE')
+      // The companion side signs with the same key: a command published on mavlink/command is routed to the
+      // autopilot, which verifies it and answers (COMMAND_ACK, routed back to the topic).
+      const acks: { command: number; result: number }[] = []
+      const ackParser = new MavlinkParser({ datagram: true, signing: new MavlinkSigning({ key }) })
+      const ackSub = t.subscribe((b) =>
+        ackParser.push(b, (f) => {
+          if (f.name === 'COMMAND_ACK') acks.push(f.message!.toJSON() as { command: number; result: number })
+        }),
+      )
+      const cmd = j.bus.topic<Uint8Array>('mavlink/command', { codec: { name: 'mavlink', encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b.slice(), byteLength: (b: Uint8Array) => b.length }, qos: { reliability: 'reliable', depth: 64, overflow: 'block', durability: 'volatile', deadlineMs: Infinity, livelinessLeaseMs: Infinity } })
+      const pub = cmd.publisher()
+      const enc = new MavlinkEncoder({ sysid: 250, compid: 191, signing: new MavlinkSigning({ key }) })
+      await until(
+        () => {
+          pub.publish(enc.encode(CommandLong, { target_system: 1, target_component: 1, command: 512, confirmation: 0, param1: 148, param2: 0, param3: 0, param4: 0, param5: 0, param6: 0, param7: 0 } as never))
+          return acks.some((a) => a.command === 512)
+        },
+        20_000,
+        'COMMAND_ACK for a signed MAV_CMD_REQUEST_MESSAGE',
+      )
+      expect(acks.find((a) => a.command === 512)!.result).toBe(0) // MAV_RESULT_ACCEPTED
+      pub.close()
+      ackSub.close()
       sub.close()
     } finally {
       j.close()
