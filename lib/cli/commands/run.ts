@@ -38,15 +38,32 @@ export function register(program: Command): void {
       else hupWhileStarting = true
     }
     process.on('SIGHUP', onHup)
+    // SIGTERM/SIGINT likewise: one that comes while the daemon starts closes it once it is up (a second one exits at once).
+    let stopWhileStarting: string | undefined
+    let stopFn: ((sig: string) => void) | undefined
+    const early = (sig: string) => {
+      if (stopFn) return stopFn(sig)
+      if (stopWhileStarting) {
+        process.stderr.write(`onbus run: ${sig} again while starting; exiting now\n`)
+        process.exit(130)
+      }
+      stopWhileStarting = sig
+    }
+    const onTerm = () => early('SIGTERM')
+    const onInt = () => early('SIGINT')
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onInt)
     try {
       daemon = await Daemon.start({ file, ipcDir: ipcDir(o), log })
     } catch (err) {
       process.removeListener('SIGHUP', onHup)
+      process.removeListener('SIGTERM', onTerm)
+      process.removeListener('SIGINT', onInt)
       fail(err, 'onbus run')
       return
     }
     const d = daemon
-    if (hupWhileStarting) onHup()
+    if (hupWhileStarting && !stopWhileStarting) onHup()
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         if (stopping) {
@@ -65,10 +82,8 @@ export function register(program: Command): void {
           resolve()
         })
       }
-      const onTerm = () => stop('SIGTERM')
-      const onInt = () => stop('SIGINT')
-      process.on('SIGTERM', onTerm)
-      process.on('SIGINT', onInt)
+      stopFn = stop
+      if (stopWhileStarting) stop(stopWhileStarting)
     })
   })
 
