@@ -75,7 +75,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:strip_path_
 
 files=("$@")
 if [[ ${#files[@]} -eq 0 ]]; then
-  files=(test/udp-*.test.ts test/stream-*.test.ts test/serial-*.test.ts test/transfer-*.test.ts test/bus-ipc-*.test.ts test/mavlink-native.test.ts test/mavlink-link.test.ts test/mavlink-router*.test.ts test/rtp-receive-*.test.ts test/record*.test.ts test/replay*.test.ts test/asan/)
+  files=(test/udp-*.test.ts test/stream-*.test.ts test/serial-*.test.ts test/transfer-*.test.ts test/bus-ipc-*.test.ts test/mavlink-native.test.ts test/mavlink-link.test.ts test/mavlink-router*.test.ts test/rtp-receive-*.test.ts test/record*.test.ts test/replay*.test.ts test/daemon-mavlink.test.ts test/daemon-rtp.test.ts test/asan/)
 fi
 
 echo "== vitest under ASan+UBSan: ${files[*]}"

@@ -105,15 +105,14 @@ topics:
     expect(i.message).toMatch(/unknown link kind 'carrier-pigeon'; known kinds: .*serial.*tcp.*tcp-server.*tls-command.*udp.*unix/)
   })
 
-  it('a kind whose module is not in this build is refused with that reason, at validation', () => {
-    const k = kinds.get('rtp-camera')!
-    if (!k.unavailable) {
-      console.log('rtp-camera is available in this build: nothing to refuse')
-      return
-    }
-    const [i] = issues(`links:\n  cam:\n    kind: rtp-camera\n    port: 5600\n`)
-    expect(i.path).toBe('links.cam.kind')
-    expect(i.message).toMatch(/not available in this build/)
+  it('the rtp-camera and mavlink kinds are checked against their own options', () => {
+    const list = issues(`links:\n  cam:\n    kind: rtp-camera\n    port: 5600\n    codec: mjpeg\n  fc:\n    kind: mavlink\n    endpoints:\n      - { kind: udp-server, port: 14550, baud: 57600 }\n`)
+    expect(list.map((i) => [i.line, i.path])).toEqual([
+      [5, 'links.cam.codec'],
+      [9, 'links.fc.endpoints.0.baud'],
+    ])
+    expect(list[0].message).toMatch(/must be one of "h264", "h265"/)
+    expect(list[1].message).toMatch(/unknown key 'baud'/)
   })
 
   it('feeds must name existing links; QoS must be explicit', () => {

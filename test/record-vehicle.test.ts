@@ -12,7 +12,10 @@ import { join } from 'node:path'
 import { McapIndexedReader } from '@mcap/core'
 import { createUdpLink } from '../lib/index.js'
 import { decompressHandlers, FileReadable } from '../lib/record/io.js'
-import { CliProcess, runCli } from './helpers/onbus-cli.js'
+import { CliProcess, runCli, vehicleEnv } from './helpers/onbus-cli.js'
+import { joinBus } from '../lib/cli/common.js'
+import { videoFrameCodec, type VideoFrameData } from '../lib/video/receiver.js'
+import { MavlinkParser } from '../lib/mavlink/index.js'
 import { skipUnderEmulator } from './helpers/emulator.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'onbus-rec-vehicle-'))
@@ -23,29 +26,11 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-function freePair(): number {
-  for (;;) {
-    const a = createUdpLink({ port: 0, receive: false })
-    const p = a.address().port
-    try {
-      if (p < 65535) {
-        createUdpLink({ port: p + 1, receive: false }).close()
-        return p
-      }
-    } catch {
-      // taken: try another
-    } finally {
-      a.close()
-    }
-  }
-}
-
 const slow = skipUnderEmulator('speed')
 
 describe.skipIf(slow)('record and replay the simulated vehicle', () => {
-  it('onbus run, onbus record 3 s, onbus replay onto UDP', async () => {
-    const port = freePair()
-    const env = { ONBUS_SIM_LIDAR_PORT: String(port), ONBUS_IPC_DIR: ipcDir }
+  it('onbus run, onbus record 3 s (LiDAR, MAVLink, camera), onbus replay onto a bus and onto UDP', async () => {
+    const env = vehicleEnv(ipcDir)
     const d = new CliProcess(['run', '--json'], env)
     procs.push(d)
     await d.waitFor((r) => r.event === 'ready')
@@ -73,8 +58,52 @@ describe.skipIf(slow)('record and replay the simulated vehicle', () => {
       expect(m.logTime <= m.publishTime).toBe(true)
       expect(m.publishTime - m.logTime < 5_000_000_000n).toBe(true)
     }
+    // MAVLink: one channel per message id, the message's definition as schema; every message one signed frame.
+    const mavChannels = [...reader.channelsById.values()].filter((c) => c.topic === 'mavlink/telemetry')
+    const schemaNames = mavChannels.map((c) => reader.schemasById.get(c.schemaId)?.name)
+    expect(schemaNames.join(' ')).toMatch(/HEARTBEAT/)
+    expect(schemaNames.join(' ')).toMatch(/ATTITUDE/)
+    const mp = new MavlinkParser({ datagram: true })
+    let mavFrames = 0
+    for await (const m of reader.readMessages({ topics: ['mavlink/telemetry'] })) {
+      let k = 0
+      mp.push(m.data, (f) => {
+        k++
+        expect(f.signed).toBe(true)
+      })
+      expect(k).toBe(1)
+      mavFrames++
+    }
+    expect(mavFrames).toBe(s.topics.find((t) => t.topic === 'mavlink/telemetry')!.written)
+    expect(mavFrames).toBeGreaterThan(60) // ~63 frames/s
+    // Camera: whole frames, as published (codec onbus.video-frame/1), ~30 per second.
+    const camWritten = s.topics.find((t) => t.topic === 'camera/front')!.written
+    expect(camWritten).toBeGreaterThan(30)
+    for await (const m of reader.readMessages({ topics: ['camera/front'] })) expect(videoFrameCodec.decode(m.data).codec).toBe('h264')
     await readable.close()
     expect(n).toBe(lidar.written)
+
+    // Replay onto a bus (another runtime directory, so the live daemon stays apart): a subscriber there gets
+    // the camera frames and the MAVLink frames as they were recorded.
+    const replayDir = join(dir, 'ipc-replay')
+    const j = joinBus(replayDir, 'test-replay-sub')
+    const frames: VideoFrameData[] = []
+    let mavGot = 0
+    const cam = j.bus.topic<VideoFrameData>('camera/front', { codec: videoFrameCodec, qos: { reliability: 'best-effort', depth: 256, overflow: 'drop-oldest', deadlineMs: Infinity } }).subscribe((f) => void frames.push(f))
+    const mavSub = j.bus.topic<Uint8Array>('mavlink/telemetry', { codec: { name: 'mavlink', encode: (b: Uint8Array) => b, decode: (b: Uint8Array) => b, byteLength: (b: Uint8Array) => b.length }, qos: { reliability: 'best-effort', depth: 1024, overflow: 'drop-oldest', deadlineMs: Infinity } }).subscribe(() => void mavGot++)
+    try {
+      const rb = await runCli(['replay', file, '--topics', 'camera/front,mavlink/telemetry', '--wait', '5s', '--json', '--ipc-dir', replayDir], {}, 60_000)
+      expect(rb.code, rb.stderr).toBe(0)
+      const deadline2 = Date.now() + 10_000
+      while ((frames.length < camWritten || mavGot < mavFrames) && Date.now() < deadline2) await new Promise((res) => setTimeout(res, 20))
+      expect(frames.length).toBe(camWritten)
+      expect(mavGot).toBe(mavFrames)
+      expect(frames.every((f) => f.codec === 'h264' && f.data.length > 0)).toBe(true)
+    } finally {
+      cam.close()
+      mavSub.close()
+      j.close()
+    }
 
     // Replay the LiDAR packets onto UDP at 4×, as a bench rig feeds another program.
     const rx = createUdpLink({ address: '127.0.0.1', port: 0, rcvBuf: 8 << 20 })

@@ -31,7 +31,7 @@ export interface TopicFeedTarget {
 }
 
 export interface TopicConfig {
-  codec?: 'raw' | 'json' | 'mavlink'
+  codec?: 'raw' | 'json' | 'mavlink' | 'video'
   type?: string
   qos: Record<string, unknown>
   from?: string[]
@@ -57,8 +57,8 @@ export interface OnbusConfig {
   modules?: Record<string, ModuleConfig>
   sim?: {
     lidar?: { address?: string; port: number; rpm?: number; returnMode?: 'strongest' | 'last' | 'dual' }
-    autopilot?: { port?: number; address?: string; systemId?: number; signing?: boolean; keyFile?: string }
-    camera?: { port?: number; address?: string; width?: number; height?: number; fps?: number }
+    autopilot?: { port: number; address?: string; systemId?: number; signing?: boolean; keyFile?: string; flavour?: 'px4' | 'ardupilot'; attitudeHz?: number; positionHz?: number }
+    camera?: { port: number; address?: string; fps?: number; clip?: string }
   }
 }
 
@@ -121,8 +121,11 @@ export function parseConfig(text: string, file: string, kinds: ReadonlyMap<strin
   if (issues.length) throw new ConfigError(issues)
   const data: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {}
   const locate = (path: (string | number)[], key?: string) => at(offsetOf(doc, path, key))
-  const push = (path: (string | number)[], message: string, key?: string) =>
-    issues.push({ file, ...locate(path, key), path: [...path, ...(key !== undefined ? [key] : [])].join('.'), message })
+  const push = (path: (string | number)[], message: string, key?: string) => {
+    const issue = { file, ...locate(path, key), path: [...path, ...(key !== undefined ? [key] : [])].join('.'), message }
+    // Schemas with alternatives can report the same problem once per alternative: once is enough.
+    if (!issues.some((i) => i.path === issue.path && i.message === issue.message && i.line === issue.line && i.column === issue.column)) issues.push(issue)
+  }
 
   if (!frameValidator(data)) for (const e of frameValidator.errors!) report(e, [], push)
   // Go on with what has the right shape, so that one run reports every problem.
@@ -196,9 +199,12 @@ function report(e: ErrorObject, base: (string | number)[], push: (path: (string 
     case 'pattern':
       if (e.propertyName !== undefined) return push(path, `name '${e.propertyName}' must match ${String(p.pattern)}`, e.propertyName)
       return push(path, `must match ${String(p.pattern)} (got ${JSON.stringify(e.data)})`)
+    case 'if':
+      return // the failing `then` branch is reported on its own
     case 'anyOf':
     case 'oneOf':
-      return push(path, `must be a link name or { link, port?, address? } (got ${describe(e.data)})`)
+      if (path[0] === 'topics') return push(path, `must be a link name or { link, port?, address? } (got ${describe(e.data)})`)
+      return push(path, `matches none of the allowed forms (got ${describe(e.data)})`)
     default:
       return push(path, `${e.message ?? 'is invalid'} (got ${JSON.stringify(e.data)})`)
   }

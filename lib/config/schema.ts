@@ -58,8 +58,11 @@ export const configSchema = {
         additionalProperties: false,
         required: ['qos'],
         properties: {
-          /** raw (bytes as they are), json, or mavlink (bytes, one whole MAVLink frame per message: what the recorder and `onbus echo` decode). */
-          codec: { enum: ['raw', 'json', 'mavlink'] },
+          /**
+           * raw (bytes as they are), json, mavlink (bytes, one whole MAVLink frame per message: what the recorder and
+           * `onbus echo` decode), or video (whole frames with their metadata, `onbus.video-frame/1`: what an `rtp-camera` link delivers).
+           */
+          codec: { enum: ['raw', 'json', 'mavlink', 'video'] },
           /** What the payload is, for `onbus echo` and the recorder: `mavlink`, `video`, or anything (shown as hex). */
           type: { type: 'string', minLength: 1 },
           qos: qosSchema,
@@ -120,23 +123,32 @@ export const configSchema = {
         autopilot: {
           type: 'object',
           additionalProperties: false,
+          required: ['port'],
           properties: {
+            /** Where the simulated autopilot sends (a `mavlink` link's UDP server endpoint). */
             port: { type: 'integer', minimum: 1, maximum: 65535 },
-            address: { type: 'string' },
+            address: { type: 'string', minLength: 1 },
             systemId: { type: 'integer', minimum: 1, maximum: 255 },
+            /** MAVLink 2 signing with a key generated at start (or read from keyFile). Default true. */
             signing: { type: 'boolean' },
-            keyFile: { type: 'string' },
+            /** The signing key (32 bytes): read if it exists, else generated and written owner-only. Default `<ipc dir>/mavlink-signing.key`. */
+            keyFile: { type: 'string', minLength: 1 },
+            flavour: { enum: ['px4', 'ardupilot'] },
+            attitudeHz: { type: 'number', minimum: 0, maximum: 1000 },
+            positionHz: { type: 'number', minimum: 0, maximum: 1000 },
           },
         },
         camera: {
           type: 'object',
           additionalProperties: false,
+          required: ['port'],
           properties: {
+            /** Where the simulated camera sends RTP (an `rtp-camera` link's port; RTCP on port + 1). */
             port: { type: 'integer', minimum: 1, maximum: 65535 },
-            address: { type: 'string' },
-            width: { type: 'integer', minimum: 16 },
-            height: { type: 'integer', minimum: 16 },
+            address: { type: 'string', minLength: 1 },
             fps: { type: 'number', minimum: 1, maximum: 240 },
+            /** Annex-B H.264/H.265 clip (default: the shipped 320×240 clip). */
+            clip: { type: 'string', minLength: 1 },
           },
         },
       },

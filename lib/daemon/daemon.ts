@@ -5,7 +5,9 @@
  * cleanly.
  */
 import { EventEmitter } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createBus, type Bus } from '../bus/bus.js'
@@ -22,6 +24,9 @@ import { onbusError } from '../errors.js'
 import { loadKinds, type LinkCounters, type LinkKind, type Running } from './kinds.js'
 import { ModuleProcess, type ModuleStatus } from './modules.js'
 import { startSimLidar, type SimLidar } from '../sim/lidar.js'
+import { startSimAutopilot } from '../sim/start.js'
+import { createSimCamera } from '../sim/camera.js'
+import { videoFrameCodec } from '../video/receiver.js'
 import { statsSnapshot, CpuMeter, RateMeter, type StatsSnapshot } from './stats.js'
 
 export const DEFAULT_STATS_TOPIC = '/onbus/stats'
@@ -77,8 +82,21 @@ interface SimEntry {
   describe(): Record<string, unknown>
 }
 
-const SIM_AUTOPILOT_MODULE = '../sim/autopilot.js'
-const SIM_CAMERA_MODULE = '../sim/camera.js'
+/** Reads a MAVLink signing key file: 64 hex digits (what the daemon writes) or 32 raw bytes. */
+export function readSigningKey(file: string): Buffer {
+  const b = readFileSync(file)
+  const hex = b.toString('latin1').trim()
+  if (/^[0-9a-fA-F]{64}$/.test(hex)) return Buffer.from(hex, 'hex')
+  if (b.length === 32) return b
+  throw onbusError('ERR_ONBUS_SIGNING_KEY', `${file}: not a MAVLink signing key (64 hex digits or 32 bytes)`)
+}
+
+/** Writes a signing key as 64 hex digits, owner-only (0600, also when the file existed). */
+function writeSigningKey(file: string, key: Buffer): Buffer {
+  writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600 })
+  chmodSync(file, 0o600)
+  return key
+}
 
 /** The package root (where package.json is): for `${onbus}` in module commands. */
 export function packageRoot(): string {
@@ -143,6 +161,7 @@ export class Daemon extends EventEmitter {
   private lastCpu: number | null = null
   private statsTimer: NodeJS.Timeout | null = null
   private closed = false
+  private keyDir: string | undefined
   private reloads = 0
   private readonly startedAt = Date.now()
   private readonly log: (event: string, fields: Record<string, unknown>, text: string) => void
@@ -255,7 +274,7 @@ export class Daemon extends EventEmitter {
   }
 
   private openTopic(name: string, tc: TopicConfig): void {
-    const codec = tc.codec === 'json' ? jsonCodec<unknown>() : tc.codec === 'mavlink' ? mavlinkFrameCodec : rawCodec
+    const codec = tc.codec === 'json' ? jsonCodec<unknown>() : tc.codec === 'mavlink' ? mavlinkFrameCodec : tc.codec === 'video' ? videoFrameCodec : rawCodec
     const t = this.bus.topic<unknown>(name, { qos: resolveQos(tc.qos), codec: codec as never })
     t.on('error', (err: Error) => this.log('error', { topic: name, error: err.message }, `topic ${name}: ${err.message}`))
     this.topics.set(name, t)
@@ -316,30 +335,64 @@ export class Daemon extends EventEmitter {
 
   private async startSims(config: OnbusConfig, names: string[]): Promise<void> {
     const sim = config.sim ?? {}
-    for (const key of names) {
-      if (key === 'lidar' && sim.lidar) {
-        const c = sim.lidar
-        const l: SimLidar = startSimLidar(c)
-        this.sims.set(key, { key, config: c, close: () => l.close(), describe: () => ({ sim: 'lidar', packets: l.packets, port: c.port }) })
-        this.log('sim-start', { sim: 'lidar', port: c.port }, `sim lidar: VLP-16, ${c.rpm ?? 600} rpm, ~754 packets/s → ${c.address ?? '127.0.0.1'}:${c.port}`)
-      } else if ((key === 'autopilot' && sim.autopilot) || (key === 'camera' && sim.camera)) {
-        const spec = key === 'autopilot' ? SIM_AUTOPILOT_MODULE : SIM_CAMERA_MODULE
-        const c = key === 'autopilot' ? sim.autopilot : sim.camera
-        try {
-          const mod = (await import(spec)) as Record<string, unknown>
-          // Wired at merge: the simulator's start function, with this section as its options.
-          const startFn = (mod.startSimAutopilot ?? mod.startSimCamera ?? mod.start) as ((o: unknown) => Promise<{ close(): unknown }> | { close(): unknown }) | undefined
-          if (!startFn) throw onbusError('ERR_ONBUS_KIND_UNAVAILABLE', `${spec} has no start function`)
-          const s = await startFn(c)
-          this.sims.set(key, { key, config: c, close: async () => void (await s.close()), describe: () => ({ sim: key }) })
-          this.log('sim-start', { sim: key }, `sim ${key}: started`)
-        } catch (err) {
-          const code = (err as { code?: string }).code
-          const why = code === 'ERR_MODULE_NOT_FOUND' ? `not available in this build (lib/${spec.slice(3).replace(/\.js$/, '.ts')} is wired at merge)` : (err as Error).message
-          this.log('sim-unavailable', { sim: key, reason: why }, `sim ${key}: ${why}`)
+    // Order matters little (each sim sends to a link opened before), but the autopilot first: its key file is what a companion waits for.
+    for (const key of ['autopilot', 'camera', 'lidar'].filter((k) => names.includes(k))) {
+      try {
+        if (key === 'lidar' && sim.lidar) {
+          const c = sim.lidar
+          const l: SimLidar = startSimLidar(c)
+          this.sims.set(key, { key, config: c, close: () => l.close(), describe: () => ({ sim: 'lidar', packets: l.packets, port: c.port }) })
+          this.log('sim-start', { sim: 'lidar', port: c.port }, `sim lidar: VLP-16, ${c.rpm ?? 600} rpm, ~754 packets/s → ${c.address ?? '127.0.0.1'}:${c.port}`)
+        } else if (key === 'autopilot' && sim.autopilot) {
+          await this.startSimAutopilot(sim.autopilot)
+        } else if (key === 'camera' && sim.camera) {
+          const c = sim.camera
+          const cam = createSimCamera({ host: c.address ?? '127.0.0.1', port: c.port, fps: c.fps, ...(c.clip ? { clip: this.resolvePath(c.clip) } : {}) })
+          cam.on('error', (err: Error) => this.log('error', { sim: 'camera', error: err.message }, `sim camera: ${err.message}`))
+          this.sims.set(key, {
+            key,
+            config: c,
+            close: () => new Promise<void>((r) => cam.close(() => r())),
+            describe: () => ({ sim: 'camera', codec: cam.codec, fps: cam.fps, framesSent: cam.framesSent, port: c.port }),
+          })
+          this.log('sim-start', { sim: 'camera', port: c.port }, `sim camera: ${cam.codec} ${cam.frames.length}-frame clip at ${cam.fps} fps over RTP → ${c.address ?? '127.0.0.1'}:${c.port}`)
         }
+      } catch (err) {
+        // A simulator that cannot start leaves the rest of the vehicle running; the log says why.
+        this.log('error', { sim: key, error: (err as Error).message }, `sim ${key}: ${(err as Error).message}`)
       }
     }
+  }
+
+  /** Where the simulated autopilot's signing key is kept when the configuration names no file. */
+  private defaultKeyFile(): string {
+    if (this.ipc) return join(this.ipc.dir, 'mavlink-signing.key')
+    this.keyDir ??= mkdtempSync(join(tmpdir(), 'onbus-'))
+    return join(this.keyDir, 'mavlink-signing.key')
+  }
+
+  private async startSimAutopilot(c: NonNullable<NonNullable<OnbusConfig['sim']>['autopilot']>): Promise<void> {
+    let key: Buffer | null = null
+    let keyFile: string | undefined
+    if (c.signing ?? true) {
+      keyFile = c.keyFile ? this.resolvePath(c.keyFile) : this.defaultKeyFile()
+      key = c.keyFile && existsSync(keyFile) ? readSigningKey(keyFile) : writeSigningKey(keyFile, randomBytes(32))
+    }
+    const s = await startSimAutopilot({
+      udp: { address: '127.0.0.1', port: 0, remote: { address: c.address ?? '127.0.0.1', port: c.port } },
+      key,
+      sysid: c.systemId ?? 1,
+      ...(c.flavour ? { flavour: c.flavour } : {}),
+      ...(c.attitudeHz !== undefined ? { attitudeHz: c.attitudeHz } : {}),
+      ...(c.positionHz !== undefined ? { positionHz: c.positionHz } : {}),
+    })
+    this.sims.set('autopilot', {
+      key: 'autopilot',
+      config: c,
+      close: () => s.close(),
+      describe: () => ({ sim: 'autopilot', sysid: c.systemId ?? 1, signing: key !== null, keyFile: keyFile ?? null, udp: s.udp?.port, to: c.port, commands: s.sim.stats.commands }),
+    })
+    this.log('sim-start', { sim: 'autopilot', port: c.port, keyFile }, `sim autopilot: sysid ${c.systemId ?? 1}, MAVLink 2${key ? `, signed (key ${keyFile}, mode 0600)` : ', unsigned'} → ${c.address ?? '127.0.0.1'}:${c.port}`)
   }
 
   private startStats(): void {
@@ -457,6 +510,7 @@ export class Daemon extends EventEmitter {
     for (const l of [...this.links.keys()]) await this.closeLink(l)
     this.bus.close()
     this.ipc?.close()
+    if (this.keyDir) rmSync(this.keyDir, { recursive: true, force: true })
     this.log('closed', {}, 'onbus: closed')
   }
 }

@@ -4,10 +4,9 @@
  * against every kind's schema before anything opens; `create()` runs only for
  * a checked configuration.
  *
- * Kinds whose module is not part of this build (MAVLink router, RTP camera)
- * are registered with `unavailable` set: a file that uses them is refused at
- * validation with that reason. To wire one in, give `loadOptionalKinds()` its
- * module (see `MAVLINK_MODULE` below): a few lines.
+ * `mavlink` is the native MAVLink router (lib/mavlink/router.ts), options
+ * checked against the router's own schema; `rtp-camera` is the RTP video
+ * receiver (lib/video/receiver.ts).
  */
 import { readFileSync } from 'node:fs'
 import type { BatchLike, BatchSource, DatagramSink } from '../bus/link.js'
@@ -20,7 +19,8 @@ import type { StreamServer } from '../links/stream/server.js'
 import { createCommandLink, createCommandServer, type CommandLink } from '../links/tls/command.js'
 import type { KindSchema, LinkConfig } from '../config/load.js'
 import { EventEmitter } from 'node:events'
-import { onbusError } from '../errors.js'
+import { createMavlinkRouter, mavlinkRouterConfigSchema, type MavlinkRouterConfig } from '../mavlink/router.js'
+import { createRtpReceiver, type RtpReceiverOptions } from '../video/receiver.js'
 
 /** Counters of a running link, as the daemon publishes them (cumulative; the daemon derives rates). */
 export interface LinkCounters {
@@ -30,8 +30,12 @@ export interface LinkCounters {
   txBytes: number
   /** Drops by reason (`kernel`, `truncated`, `ring`, `rx-error`, `tx-error`, …): never silent. */
   drops: Record<string, number>
-  /** Connections (servers), or 1/0 connected (clients). */
+  /** Connections (servers), or 1/0 connected (clients); endpoints up (MAVLink router). */
   connections?: number
+  /** Per endpoint figures (MAVLink router). */
+  endpoints?: { name: string; kind: string; up: boolean; framesIn: number; bytesIn: number; framesOut: number; bytesOut: number; peers: number; errors: number; drops: Record<string, number> }[]
+  /** Receiver figures (RTP camera). */
+  video?: Record<string, number>
 }
 
 /** A link the daemon opened. */
@@ -376,116 +380,166 @@ export const builtinKinds: Record<string, LinkKind> = {
   },
 }
 
-// ---- kinds from modules that other branches bring -----------------------------
+// ---- MAVLink router and RTP camera --------------------------------------------
 
-/**
- * Schema slot of the MAVLink router link (lib/mavlink/router-config.ts brings
- * the real one at merge: it replaces `endpoints` here).
- */
-const mavlinkSlot = obj('mavlink', {
-  systemId: { type: 'integer', minimum: 1, maximum: 255 },
-  componentId: { type: 'integer', minimum: 0, maximum: 255 },
-  signing: { type: 'object' },
-  endpoints: { type: 'array', items: { type: 'object' } },
-})
+const msgIdList = { type: 'array', items: { type: 'integer', minimum: 0, maximum: 16777215 }, uniqueItems: true } as const
 
-/** Schema slot of the RTP camera link (lib/video/* at merge). */
-const rtpCameraSlot = obj('rtp-camera', {
-  address: str,
-  port,
-  payloadType: { type: 'integer', minimum: 96, maximum: 127 },
-  codec: { enum: ['h264', 'h265', 'mjpeg', 'raw'] },
-  clockRate: posInt,
-})
-
-/**
- * Module specifiers looked up at start. A variable, not a literal, so that
- * this file compiles in a build that lacks them; at merge, make `load` adapt
- * the module's API to `Running` (the router: `createMavlinkRouter(config)`).
- */
-const MAVLINK_MODULE = '../mavlink/router.js'
-const MAVLINK_CONFIG_MODULE = '../mavlink/router-config.js'
-const RTP_MODULE = '../video/index.js'
-
-interface OptionalKind {
-  kind: string
-  module: string
-  slot: object
-  /** Modules and export names where the kind's own JSON Schema may be (the first found replaces the slot; it describes the options without `kind`). */
-  schemaFrom: [module: string, exportName: string][]
-  /** Turns the loaded module into the kind. */
-  adapt(mod: Record<string, unknown>): LinkKind['create']
-}
-
-const optional: OptionalKind[] = [
-  {
-    kind: 'mavlink',
-    module: MAVLINK_MODULE,
-    slot: mavlinkSlot,
-    schemaFrom: [
-      [MAVLINK_MODULE, 'routerConfigSchema'],
-      [MAVLINK_CONFIG_MODULE, 'routerConfigSchema'],
-      [MAVLINK_CONFIG_MODULE, 'schema'],
-    ],
-    adapt: (mod) => async (c) => {
-      const create = mod.createMavlinkRouter as (cfg: unknown) => { close(): unknown; stats?(): Record<string, number> }
-      const router = await create(c)
-      return { describe: () => 'mavlink router', counters: () => ({ rxMessages: 0, rxBytes: 0, txMessages: 0, txBytes: 0, drops: {} }), close: async () => void (await router.close()) }
-    },
-  },
-  {
-    kind: 'rtp-camera',
-    module: RTP_MODULE,
-    slot: rtpCameraSlot,
-    schemaFrom: [[RTP_MODULE, 'rtpCameraSchema']],
-    adapt: () => () => {
-      throw onbusError('ERR_ONBUS_KIND_UNAVAILABLE', "link kind 'rtp-camera' is not wired in this build")
-    },
-  },
-]
-
-function withoutKind(c: LinkConfig): LinkConfig {
-  const { kind: _k, ...rest } = c
-  return rest as LinkConfig
-}
-
-/**
- * The kinds of this build: the built-in ones, then the optional ones whose
- * module loads (else registered `unavailable`, so that validation names the
- * reason instead of "unknown kind").
- */
-export async function loadKinds(opts: { modules?: Partial<Record<'mavlink' | 'rtp-camera', string>> } = {}): Promise<Map<string, LinkKind>> {
-  const kinds = new Map<string, LinkKind>(Object.entries(builtinKinds))
-  for (const base of optional) {
-    // A module given by path (tests, a plug-in) stands in for the one of this build, schema included.
-    const given = opts.modules?.[base.kind as 'mavlink' | 'rtp-camera']
-    const o: OptionalKind = given ? { ...base, module: given, schemaFrom: base.schemaFrom.map(([, n]) => [given, n]) } : base
-    try {
-      const mod = (await import(o.module)) as Record<string, unknown>
-      let schema: object | undefined
-      for (const [m, name] of o.schemaFrom) {
-        if (schema) break
-        try {
-          schema = ((m === o.module ? mod : await import(m)) as Record<string, unknown>)[name] as object | undefined
-        } catch {
-          // not there: the next candidate, else the slot
-        }
-      }
-      const create = o.adapt(mod)
-      // The module's own schema knows nothing of `kind`: it is taken off before checking and creating.
-      kinds.set(o.kind, schema ? { schema, schemaWithoutKind: true, create: (c, ctx) => create(withoutKind(c), ctx) } : { schema: o.slot, create })
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      const where = o.module.startsWith('../') ? `lib/${o.module.slice(3).replace(/\.js$/, '.ts')}` : o.module
-      const why = code === 'ERR_MODULE_NOT_FOUND' ? `its module (${where}) is not in this build` : (err as Error).message
-      kinds.set(o.kind, {
-        schema: o.slot,
-        unavailable: why,
-        create: () => {
-          throw onbusError('ERR_ONBUS_KIND_UNAVAILABLE', `link kind '${o.kind}' is not available in this build: ${why}`)
-        },
-      })
-    }
+/** The `mavlink` kind's options: the router's own configuration ({@link mavlinkRouterConfigSchema}) plus `msgIds`. */
+const mavlinkKindSchema = (() => {
+  const { $id: _id, title: _t, ...rest } = mavlinkRouterConfigSchema
+  // The endpoint alternatives, selected by `kind` (if/then), so that an error names the endpoint kind's own keys
+  // instead of every alternative's complaint.
+  const alts = rest.properties.endpoints.items.oneOf as unknown as readonly { properties: { kind: { const: string } } }[]
+  const kinds = alts.map((a) => a.properties.kind.const)
+  const items = {
+    type: 'object',
+    required: ['kind'],
+    properties: { kind: { enum: kinds } },
+    allOf: alts.map((a) => ({ if: { type: 'object', required: ['kind'], properties: { kind: { const: a.properties.kind.const } } }, then: a })),
   }
-  return kinds
+  return { ...rest, properties: { ...rest.properties, endpoints: { ...rest.properties.endpoints, items }, msgIds: msgIdList } }
+})()
+
+/**
+ * A native MAVLink router as a link: its endpoints come from the
+ * configuration; its local endpoint is the link's source (every frame routed
+ * to it, or only `msgIds`, one whole frame per message, stamped with the
+ * kernel receive time) and sink (a frame published on a topic that feeds the
+ * link is routed like any endpoint's traffic).
+ */
+async function createMavlinkKind(c: LinkConfig): Promise<Running> {
+  const { kind: _k, msgIds, ...routerConfig } = c as LinkConfig & { msgIds?: number[] }
+  const router = await createMavlinkRouter(routerConfig as unknown as MavlinkRouterConfig)
+  router.on('error', () => {}) // endpoint failures are counted per endpoint (errors, lastErrno)
+  const port = router.port(msgIds ? { msgIds } : {})
+  const events = new EventEmitter()
+  router.once('close', () => events.emit('close'))
+  const cur: { bytes: Uint8Array; rx: bigint } = { bytes: new Uint8Array(0), rx: 0n }
+  const batch: BatchLike = { length: 1, copy: () => cur.bytes.slice(), rxTime: () => cur.rx }
+  const source: BatchSource = {
+    onBatch: (h) =>
+      port.onFrame((f, rx) => {
+        cur.bytes = f.bytes
+        cur.rx = rx
+        h(batch)
+      }),
+    once: (e, f) => events.once(e, f),
+    removeListener: (e, f) => events.removeListener(e, f),
+  }
+  let txDropped = 0
+  const sink: DatagramSink = {
+    send: (d) => {
+      if (router.closed) {
+        txDropped++
+        return true
+      }
+      return port.send(d)
+    },
+    on: (e, f) => events.on(e, f),
+    removeListener: (e, f) => events.removeListener(e, f),
+  }
+  const names = routerConfig.endpoints as { name?: string }[]
+  return {
+    describe: () => `mavlink router: ${router.stats().endpoints.filter((e) => e.kind !== 'local' && e.kind !== 'tcp-connection').map((e) => e.name).join(', ') || `${names.length} endpoints`}`,
+    source,
+    sink,
+    counters: () => {
+      const s = router.stats()
+      const drops: Record<string, number> = { 'router-events': s.eventsDropped, 'closed': txDropped }
+      const out: LinkCounters = { rxMessages: 0, rxBytes: 0, txMessages: 0, txBytes: 0, drops, endpoints: [] }
+      for (const e of s.endpoints) {
+        // In: frames the router got from its endpoints (the local one's are the topic's); out: frames it sent them.
+        out.rxMessages += e.framesIn
+        out.rxBytes += e.bytesIn
+        out.txMessages += e.framesOut
+        out.txBytes += e.bytesOut
+        const ed: Record<string, number> = {}
+        for (const [k, v] of Object.entries(e.drops)) if (v) drops[k] = (drops[k] ?? 0) + (ed[k] = v)
+        for (const [k, v] of Object.entries(e.parser.rejected)) if (v) drops[`parser-${k}`] = (drops[`parser-${k}`] ?? 0) + (ed[`parser-${k}`] = v)
+        out.endpoints!.push({ name: e.name, kind: e.kind, up: e.up, framesIn: e.framesIn, bytesIn: e.bytesIn, framesOut: e.framesOut, bytesOut: e.bytesOut, peers: e.peers, errors: e.errors, drops: ed })
+      }
+      for (const k of Object.keys(drops)) if (!drops[k]) delete drops[k]
+      out.connections = s.endpoints.filter((e) => e.kind !== 'local' && e.up).length
+      return out
+    },
+    close: async () => {
+      port.close()
+      const closed = new Promise<void>((r) => router.once('close', () => r()))
+      router.close()
+      await closed
+    },
+  }
+}
+
+/** The `rtp-camera` kind's options: those of {@link createRtpReceiver} a file can state. */
+const rtpCameraSchema = obj(
+  'rtp-camera',
+  {
+    address: str,
+    port,
+    codec: { enum: ['h264', 'h265'] },
+    payloadType: { type: 'integer', minimum: 0, maximum: 127 },
+    latencyMs: { type: 'number', minimum: 0, maximum: 10000 },
+    multicast: { type: 'object', additionalProperties: false, required: ['group'], properties: { group: str, interface: str, source: str } },
+    rtcp: { anyOf: [bool, { const: 'mux' }, { type: 'object', additionalProperties: false, properties: { port, mux: bool, intervalMs: posInt } }] },
+    keyframeRequest: { enum: ['pli', 'fir', false] },
+    keyframeIntervalMs: { type: 'integer', minimum: 0 },
+    format: { enum: ['annexb', 'length-prefixed'] },
+    bufferBytes: posInt,
+    maxFrameBytes: posInt,
+    reorderPackets: posInt,
+    rcvBuf: posInt,
+    reuseAddr: bool,
+    busyPollUs: { type: 'integer', minimum: 0, maximum: 1000000 },
+  },
+  ['port', 'codec'],
+)
+
+/** An RTP video receiver as a link: whole frames (codec {@link videoFrameCodec}) are its source. */
+function createRtpCameraKind(c: LinkConfig): Running {
+  const { kind: _k, ...opts } = c
+  const rx = createRtpReceiver(opts as unknown as RtpReceiverOptions)
+  rx.on('error', () => {}) // counted (rxErrors, rtcpSendErrors)
+  const p = rx.ports()
+  return {
+    describe: () => `rtp-camera ${String(c.codec)} ${String(c.address ?? '127.0.0.1')}:${p.rtp}${p.rtcp !== undefined ? ` (rtcp ${p.rtcp})` : ''}`,
+    source: rx,
+    counters: () => {
+      const s = rx.stats()
+      return {
+        rxMessages: s.framesComplete + s.framesIncomplete,
+        rxBytes: s.bytes,
+        txMessages: s.receiverReportsSent + s.pliSent + s.firSent,
+        txBytes: 0,
+        drops: {
+          kernel: s.kernelDrops,
+          lost: s.lost,
+          late: s.late,
+          'frames-incomplete': s.framesIncomplete,
+          'frames-dropped': s.framesDropped,
+          malformed: s.malformed,
+          'wrong-payload-type': s.wrongPayloadType,
+          'foreign-ssrc': s.foreignSsrc,
+          'depay-error': s.depayErrors,
+          oversize: s.oversizeFrames,
+          truncated: s.truncatedDatagrams,
+          'rx-error': s.rxErrors,
+        },
+        video: { packets: s.packets, framesComplete: s.framesComplete, framesIncomplete: s.framesIncomplete, keyframes: s.keyframes, lost: s.lost, late: s.late, duplicates: s.duplicates, kernelDrops: s.kernelDrops, jitter: s.jitter, ssrc: s.ssrc, senderReports: s.senderReports, pliSent: s.pliSent },
+      }
+    },
+    close: () => closeOf(rx),
+  }
+}
+
+/** Every kind of this build. */
+export const allKinds: Record<string, LinkKind> = {
+  ...builtinKinds,
+  mavlink: { schema: mavlinkKindSchema, schemaWithoutKind: true, create: (c) => createMavlinkKind(c) },
+  'rtp-camera': { schema: rtpCameraSchema, create: (c) => createRtpCameraKind(c) },
+}
+
+/** The kinds of this build, by name. (Async for callers written when some kinds were loaded at start.) */
+export async function loadKinds(): Promise<Map<string, LinkKind>> {
+  return new Map(Object.entries(allKinds))
 }

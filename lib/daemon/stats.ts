@@ -53,6 +53,10 @@ export interface LinkFigures {
   latency: LatencyNs
   drops: Record<string, number>
   connections?: number
+  /** MAVLink router: per endpoint counters and drops. */
+  endpoints?: LinkCounters['endpoints']
+  /** RTP camera: receiver counters (frames complete/incomplete, lost, late, kernel drops, jitter …). */
+  video?: Record<string, number>
   feeds: string[]
 }
 
@@ -137,7 +141,7 @@ export function statsSnapshot(i: SnapshotInput): StatsSnapshot {
         latency.p99 = worse(latency.p99, t.stats.rxLatency.p99)
       }
     }
-    return { name: l.name, kind: l.kind, describe: l.describe, ...r, rxMessages: c.rxMessages, rxBytes: c.rxBytes, txMessages: c.txMessages, txBytes: c.txBytes, latency, drops: c.drops, connections: c.connections, feeds }
+    return { name: l.name, kind: l.kind, describe: l.describe, ...r, rxMessages: c.rxMessages, rxBytes: c.rxBytes, txMessages: c.txMessages, txBytes: c.txBytes, latency, drops: c.drops, connections: c.connections, ...(c.endpoints ? { endpoints: c.endpoints } : {}), ...(c.video ? { video: c.video } : {}), feeds }
   })
   const topics: TopicFigures[] = i.topics.map(({ info, type, dropsByReason }) => ({
     name: info.name,

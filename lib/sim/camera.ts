@@ -19,7 +19,7 @@ import { collectParameterSets, type ParameterSets } from '../video/sdp.js'
 import { createRtpSender, type RtpSender, type RtpSenderOptions } from '../video/sender.js'
 
 /** The clip shipped with the repository: 320×240, 30 fps, 2 s, H.264 constrained baseline, keyframe every second. */
-export const DEFAULT_CAMERA_CLIP = 'test/fixtures/video/camera-320x240-30fps.h264'
+export const DEFAULT_CAMERA_CLIP = 'assets/video/camera-320x240-30fps.h264'
 
 /** Options of {@link createSimCamera}. */
 export interface SimCameraOptions extends Omit<RtpSenderOptions, 'codec' | 'parameterSets'> {

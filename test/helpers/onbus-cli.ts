@@ -107,3 +107,28 @@ export function freeUdpPort(): number {
   l.close()
   return p
 }
+
+/** A free UDP port `p` (p % step === 0 when step > 1) with `p + 1` free too. */
+function freeAdjacent(step = 1): number {
+  for (;;) {
+    const p = freeUdpPort()
+    if (p % step || p >= 65535) continue
+    try {
+      createUdpLink({ port: p, receive: false }).close()
+      createUdpLink({ port: p + 1, receive: false }).close()
+      return p
+    } catch {
+      // taken: try another
+    }
+  }
+}
+
+/**
+ * The environment that moves every port of the default configuration (the
+ * simulated vehicle) to free ones, so that test files running at once do not
+ * collide: LiDAR (port, port + 1), MAVLink ground station (port; the
+ * autopilot endpoint port + 1), camera (RTP port, RTCP port + 1).
+ */
+export function vehicleEnv(ipcDir: string): { ONBUS_IPC_DIR: string; ONBUS_SIM_LIDAR_PORT: string; ONBUS_SIM_MAVLINK_PORT: string; ONBUS_SIM_CAMERA_PORT: string } {
+  return { ONBUS_IPC_DIR: ipcDir, ONBUS_SIM_LIDAR_PORT: String(freeAdjacent()), ONBUS_SIM_MAVLINK_PORT: String(freeAdjacent()), ONBUS_SIM_CAMERA_PORT: String(freeAdjacent(2)) }
+}

@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { Codec } from '../../codecs/codec.js'
 import type { MessageMeta } from '../../bus/meta.js'
 import { MavlinkParser } from '../../mavlink/index.js'
+import { videoFrameCodec } from '../../video/receiver.js'
 import { parseVlp16Packet } from '../../sim/lidar.js'
 import type { StatsSnapshot } from '../../daemon/stats.js'
 import { fail, ipcDir, ipcDirOption, joinBus, jsonLine, remoteEndpoints, untilSignal, watchStats } from '../common.js'
@@ -39,7 +40,7 @@ type Kind = 'mavlink' | 'json' | 'video' | 'vlp16' | 'raw'
 function kindOf(codec: string, type: string | null, b: Uint8Array): Kind {
   if (codec === 'json') return 'json'
   if (codec.startsWith('mavlink') || type?.startsWith('mavlink')) return 'mavlink'
-  if (type?.startsWith('video') || codec.startsWith('video') || codec.startsWith('rtp')) return 'video'
+  if (type?.startsWith('video') || codec.startsWith('video') || codec === videoFrameCodec.name || codec.startsWith('rtp')) return 'video'
   if (type === 'velodyne/vlp16' || (b.length === 1206 && b[0] === 0xff && b[1] === 0xee)) return 'vlp16'
   if ((b[0] === 0xfd || b[0] === 0xfe) && b.length >= 8) return 'mavlink'
   return 'raw'
@@ -108,6 +109,12 @@ export function register(program: Command): void {
                 process.stdout.write(
                   `${text}\n${frames.map((f) => `  ${String(f.name ?? `#${String(f.msgid)}`)} sys ${String(f.sysid)} comp ${String(f.compid)} seq ${String(f.seq)}${f.signed ? ' signed' : ''} ${JSON.stringify(f.fields)}`).join('\n') || '  (no complete MAVLink frame)'}\n`,
                 )
+            } else if (kind === 'video' && codec === videoFrameCodec.name) {
+              // Whole frames from an rtp-camera link: the metadata, not the bytes.
+              const f = videoFrameCodec.decode(b)
+              const summary = { codec: f.codec, keyframe: f.keyframe, complete: f.complete, bytes: f.data.length, packets: f.packets, rtpTimestamp: f.rtpTimestamp, ssrc: f.ssrc, seq: [f.firstSeq, f.lastSeq], missing: f.missing, parameterSets: Object.keys(f.parameterSets) }
+              if (o.json) jsonLine({ ...head, frame: summary })
+              else process.stdout.write(`${text}\n  ${f.codec} frame ${f.data.length} B in ${f.packets} packets${f.keyframe ? ' keyframe' : ''}${f.complete ? ' complete' : ` INCOMPLETE (missing ${JSON.stringify(f.missing)})`} rtp ts ${f.rtpTimestamp} seq ${f.firstSeq}…${f.lastSeq} ssrc ${f.ssrc.toString(16)}${summary.parameterSets.length ? ` ${summary.parameterSets.join('+')}` : ''}\n`)
             } else if (kind === 'video') {
               const rtp = rtpHeader(b)
               if (o.json) jsonLine({ ...head, frame: { length: b.length, rtp } })

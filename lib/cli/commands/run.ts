@@ -25,16 +25,46 @@ export function register(program: Command): void {
       if (o.json) jsonLine({ time: new Date().toISOString(), ...r })
       else process.stdout.write(`${r.text}\n`)
     }
-    let daemon: Daemon
+    let daemon: Daemon | undefined
+    // SIGHUP's default action ends the process: one listener from before the start to the end (a listener
+    // removed and another added would lose a signal that came in between: libuv dispatches it later, to the
+    // listeners of that moment). One that comes while the daemon starts (the 'ready' line is out before
+    // start() returns) reloads once it is up.
+    let hupWhileStarting = false
+    let stopping = false
+    const onHup = () => {
+      if (stopping) return // closing: nothing to reload (and the default action would end the process mid-close)
+      if (daemon) void daemon.reload()
+      else hupWhileStarting = true
+    }
+    process.on('SIGHUP', onHup)
+    // SIGTERM/SIGINT likewise: one that comes while the daemon starts closes it once it is up (a second one exits at once).
+    let stopWhileStarting: string | undefined
+    let stopFn: ((sig: string) => void) | undefined
+    const early = (sig: string) => {
+      if (stopFn) return stopFn(sig)
+      if (stopWhileStarting) {
+        process.stderr.write(`onbus run: ${sig} again while starting; exiting now\n`)
+        process.exit(130)
+      }
+      stopWhileStarting = sig
+    }
+    const onTerm = () => early('SIGTERM')
+    const onInt = () => early('SIGINT')
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onInt)
     try {
       daemon = await Daemon.start({ file, ipcDir: ipcDir(o), log })
     } catch (err) {
+      process.removeListener('SIGHUP', onHup)
+      process.removeListener('SIGTERM', onTerm)
+      process.removeListener('SIGINT', onInt)
       fail(err, 'onbus run')
       return
     }
+    const d = daemon
+    if (hupWhileStarting && !stopWhileStarting) onHup()
     await new Promise<void>((resolve) => {
-      let stopping = false
-      const onHup = () => void daemon.reload()
       const stop = (sig: string) => {
         if (stopping) {
           // A second signal while closing: the user means it.
@@ -43,8 +73,7 @@ export function register(program: Command): void {
         }
         stopping = true
         log({ event: 'signal', signal: sig, text: `onbus: ${sig}, closing` })
-        process.removeListener('SIGHUP', onHup)
-        void daemon.close().then(() => {
+        void d.close().then(() => {
           // Everything is closed: the process ends by itself. If it does not, say what holds it.
           setTimeout(() => {
             process.stderr.write(`onbus run: still running ${LEAK_GRACE_MS} ms after close; open handles: ${JSON.stringify(process.getActiveResourcesInfo())}\n`)
@@ -53,11 +82,8 @@ export function register(program: Command): void {
           resolve()
         })
       }
-      const onTerm = () => stop('SIGTERM')
-      const onInt = () => stop('SIGINT')
-      process.on('SIGHUP', onHup)
-      process.on('SIGTERM', onTerm)
-      process.on('SIGINT', onInt)
+      stopFn = stop
+      if (stopWhileStarting) stop(stopWhileStarting)
     })
   })
 

@@ -11,8 +11,21 @@ export function renderTables(s: StatsSnapshot): string {
   const topics = new Table({ head: ['topic', 'type', 'msg/s', 'bandwidth', 'latency p50', 'p99', 'rx→pub p99', 'pubs', 'subs', 'drops'], style: { head: [], border: [] } })
   for (const t of s.topics)
     topics.push([t.name, t.type ?? t.codec, fmtRate(t.rate), fmtBytes(t.bandwidth), fmtNs(t.latency.p50), fmtNs(t.latency.p99), fmtNs(t.rxLatency.p99), t.publishers.length, t.subscribers.length, t.drops ? `${t.drops} ${fmtDrops(t.dropsByReason)}` : '0'])
+  const details = detailLines(s).join('\n')
   const mods = s.modules.map((m) => `${m.name}: ${m.state}${m.pid ? ` (pid ${m.pid}${m.cpuPercent !== null ? `, CPU ${m.cpuPercent}%` : ''}${m.rssBytes !== null ? `, RSS ${fmtBytes(m.rssBytes, false)}` : ''})` : ''}${m.restarts ? `, ${m.restarts} restarts` : ''}`).join('; ')
-  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}, CPU ${s.daemon.cpuPercent ?? '-'}%, RSS ${fmtBytes(s.daemon.rssBytes, false)}\n${links.toString()}\n${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}${s.ipc ? `${ipcLine(s)}\n` : ''}`
+  return `onbus daemon pid ${s.daemon.pid}, up ${s.daemon.uptimeS} s, ${s.daemon.config}${s.daemon.reloads ? `, ${s.daemon.reloads} reloads` : ''}, CPU ${s.daemon.cpuPercent ?? '-'}%, RSS ${fmtBytes(s.daemon.rssBytes, false)}\n${links.toString()}\n${details ? `${details}\n` : ''}${topics.toString()}\n${mods ? `modules: ${mods}\n` : ''}${s.ipc ? `${ipcLine(s)}\n` : ''}`
+}
+
+/** What some links report beyond the common columns: a router's endpoints, a camera's frames. */
+function detailLines(s: StatsSnapshot): string[] {
+  const out: string[] = []
+  for (const l of s.links) {
+    for (const e of l.endpoints ?? [])
+      out.push(`${l.name}/${e.name} (${e.kind}${e.kind === 'local' ? ', the topics' : ''}${e.up ? '' : ', down'}${e.peers ? `, ${e.peers} peers` : ''}): in ${e.framesIn} frames ${fmtBytes(e.bytesIn, false)}, out ${e.framesOut} frames ${fmtBytes(e.bytesOut, false)}, drops ${fmtDrops(e.drops)}`)
+    const v = l.video
+    if (v) out.push(`${l.name}: frames ${v.framesComplete} complete, ${v.framesIncomplete} incomplete, ${v.keyframes} keyframes; packets ${v.packets}, lost ${v.lost}, late ${v.late}, kernel drops ${v.kernelDrops}, jitter ${(v.jitter / 90).toFixed(2)} ms`)
+  }
+  return out
 }
 
 function ipcLine(s: StatsSnapshot): string {
@@ -25,6 +38,7 @@ export function renderLines(s: StatsSnapshot): string {
   let out = ''
   for (const l of s.links)
     out += `${t} link ${l.name} ${l.kind} rx ${fmtRate(l.rxRate)} msg/s ${fmtBytes(l.rxBandwidth)} tx ${fmtRate(l.txRate)} msg/s ${fmtBytes(l.txBandwidth)} latency p50 ${fmtNs(l.latency.p50)} p99 ${fmtNs(l.latency.p99)} drops ${fmtDrops(l.drops)}\n`
+  for (const d of detailLines(s)) out += `${t} link ${d}\n`
   for (const x of s.topics)
     out += `${t} topic ${x.name} ${fmtRate(x.rate)} msg/s ${fmtBytes(x.bandwidth)} latency p50 ${fmtNs(x.latency.p50)} p99 ${fmtNs(x.latency.p99)} rx→pub p99 ${fmtNs(x.rxLatency.p99)} drops ${x.drops}${x.drops ? ` (${fmtDrops(x.dropsByReason)})` : ''}\n`
   for (const m of s.modules) out += `${t} module ${m.name} ${m.state} pid ${m.pid ?? '-'} cpu ${m.cpuPercent ?? '-'}% rss ${fmtBytes(m.rssBytes, false)} restarts ${m.restarts}\n`
