@@ -86,7 +86,15 @@ export interface RtpReceiverOptions {
   reuseAddr?: boolean
   /** Bound of the async iterator's queue (frames); beyond it the oldest is dropped and counted. Default 64. */
   iteratorHighWaterMark?: number
-  /** Spin this many microseconds on the I/O thread before sleeping: less wake-up latency, a core's worth of CPU while spinning (as the UDP link's option). */
+  /**
+   * Where the sockets are read and depacketised. `'io'` (default): onbus's I/O thread, which wakes the
+   * JavaScript thread once per batch of finished frames (a busy JavaScript thread never delays reading).
+   * `'js'`: polled by libuv on the JavaScript thread itself, frames handed to listeners synchronously from
+   * the poll callback -- no thread hop, less CPU and tail latency, but reading waits while JavaScript is busy
+   * (the kernel buffer, `rcvBuf`, absorbs it). See docs/VIDEO.md.
+   */
+  thread?: 'io' | 'js'
+  /** Spin this many microseconds on the I/O thread before sleeping: less wake-up latency, a core's worth of CPU while spinning (as the UDP link's option). Ignored with `thread: 'js'`. */
   busyPollUs?: number
   /** Closes the receiver when aborted. */
   signal?: AbortSignal
@@ -363,6 +371,7 @@ export class RtpReceiver extends EventEmitter {
       rrIntervalMs: typeof rtcp === 'object' && rtcp.intervalMs !== undefined ? rtcp.intervalMs : 1000,
       keyframe: opts.keyframeRequest === false ? 0 : opts.keyframeRequest === 'fir' ? 2 : 1,
       keyframeIntervalMs: opts.keyframeIntervalMs ?? 500,
+      jsThread: opts.thread === 'js' ? 1 : 0,
     })
     if (r < 0) fail(r, 'start')
     if (opts.busyPollUs) sock.setBusyPoll(opts.busyPollUs)
@@ -577,6 +586,8 @@ function validateRtpReceiverOptions(opts: RtpReceiverOptions): void {
   if (opts.reorderPackets !== undefined) validateInt(opts.reorderPackets, 'options.reorderPackets', 16, 32768)
   if (opts.rcvBuf !== undefined) validateInt(opts.rcvBuf, 'options.rcvBuf', 1024, 1 << 30)
   if (opts.reuseAddr !== undefined) validateBool(opts.reuseAddr, 'options.reuseAddr')
+  if (opts.thread !== undefined && opts.thread !== 'io' && opts.thread !== 'js')
+    throw invalidArgValue('options.thread', opts.thread, "must be 'io' or 'js'")
   if (opts.busyPollUs !== undefined) validateInt(opts.busyPollUs, 'options.busyPollUs', 0, 1_000_000)
   if (opts.iteratorHighWaterMark !== undefined) validateInt(opts.iteratorHighWaterMark, 'options.iteratorHighWaterMark', 1, 1 << 20)
   const rtcp = opts.rtcp
