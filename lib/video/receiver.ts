@@ -47,6 +47,11 @@ const R = {
   words: 40,
 } as const
 
+// Shared by every frame without losses / parameter sets (most frames): no
+// per-frame allocation for them.
+const NO_MISSING: SeqRange[] = Object.freeze([]) as unknown as SeqRange[]
+const NO_PS: ParameterSets = Object.freeze({})
+
 // Frame flags: native/rtp/rtp_session.h (FrameFlag).
 const F = { complete: 1, keyframe: 2, capture: 4, rxStamp: 8, corrupt: 32, noMarker: 64, truncated: 128 } as const
 
@@ -197,8 +202,11 @@ export class VideoFrame implements VideoFrameData {
     this.complete = (flags & F.complete) !== 0
     this.noMarker = (flags & F.noMarker) !== 0
     const n = rec[base + R.nRanges]
-    const missing: SeqRange[] = []
-    for (let k = 0; k < n; k++) missing.push({ first: rec[base + R.ranges + 2 * k], last: rec[base + R.ranges + 2 * k + 1] })
+    let missing = NO_MISSING
+    if (n > 0) {
+      missing = []
+      for (let k = 0; k < n; k++) missing.push({ first: rec[base + R.ranges + 2 * k], last: rec[base + R.ranges + 2 * k + 1] })
+    }
     this.missing = missing
     const stamped = (flags & F.rxStamp) !== 0
     this.rxFirst = stamped ? { sec: rec[base + R.rxFirstSec], nsec: rec[base + R.rxFirstNsec] } : null
@@ -207,14 +215,17 @@ export class VideoFrame implements VideoFrameData {
     this.firstSeq = rec[base + R.firstSeq]
     this.lastSeq = rec[base + R.lastSeq]
     this.packets = rec[base + R.packets]
-    const ps: ParameterSets = {}
-    const view = (o: number, l: number): Uint8Array | undefined => (l > 0 ? this.data.subarray(o, o + l) : undefined)
-    const sps = view(rec[base + R.spsOff], rec[base + R.spsLen])
-    const pps = view(rec[base + R.ppsOff], rec[base + R.ppsLen])
-    const vps = view(rec[base + R.vpsOff], rec[base + R.vpsLen])
-    if (sps) ps.sps = sps
-    if (pps) ps.pps = pps
-    if (vps) ps.vps = vps
+    const spsLen = rec[base + R.spsLen]
+    const ppsLen = rec[base + R.ppsLen]
+    const vpsLen = rec[base + R.vpsLen]
+    let ps = NO_PS
+    if (spsLen > 0 || ppsLen > 0 || vpsLen > 0) {
+      ps = {}
+      const d = this.data
+      if (spsLen > 0) ps.sps = d.subarray(rec[base + R.spsOff], rec[base + R.spsOff] + spsLen)
+      if (ppsLen > 0) ps.pps = d.subarray(rec[base + R.ppsOff], rec[base + R.ppsOff] + ppsLen)
+      if (vpsLen > 0) ps.vps = d.subarray(rec[base + R.vpsOff], rec[base + R.vpsOff] + vpsLen)
+    }
     this.parameterSets = ps
   }
 
@@ -472,32 +483,30 @@ export class RtpReceiver extends EventEmitter {
   }
 
   private deliver(start: number, count: number): void {
-    const frames: VideoFrame[] = []
-    for (let i = 0; i < count; i++) {
+    // The frame array is only built when the bus needs the batch.
+    const frames: VideoFrame[] | null = this.batchHandlers.length > 0 ? [] : null
+    const hs = this.frameHandlers
+    const emit = this.listenerCount('frame') > 0
+    for (let i = 0; i < count && this.sock; i++) {
       const base = ((start + i) & (this.recCap - 1)) * R.words
-      frames.push(new VideoFrame(this.codec, this.format, this.ring, this.rec, base))
-    }
-    for (const f of frames) {
+      const f = new VideoFrame(this.codec, this.format, this.ring, this.rec, base)
       const ps = f.parameterSets
-      if (ps.sps || ps.pps || ps.vps) {
+      if (ps !== NO_PS) {
         const next = { ...this.lastPs }
         if (ps.sps) next.sps = new Uint8Array(ps.sps)
         if (ps.pps) next.pps = new Uint8Array(ps.pps)
         if (ps.vps) next.vps = new Uint8Array(ps.vps)
         this.lastPs = next
       }
-    }
-    const hs = this.frameHandlers
-    const emit = this.listenerCount('frame') > 0
-    for (const f of frames) {
       for (let k = 0; k < hs.length && this.sock; k++) hs[k](f)
       if (emit && this.sock) this.emit('frame', f)
       if (this.iterators.size > 0 && this.sock) {
         const c = f.copy()
         for (const q of this.iterators) this.iteratorDrops += q.push(c)
       }
+      if (frames) frames.push(f)
     }
-    if (this.batchHandlers.length > 0 && this.sock) {
+    if (frames && frames.length > 0 && this.sock) {
       const batch: BatchLike = {
         length: frames.length,
         copy: (i) => videoFrameCodec.encode(frames[i]),
