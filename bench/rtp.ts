@@ -9,6 +9,9 @@
  * ratio, runs } (ratio = onbus ÷ baseline; lower is better for CPU and
  * latency), like bench/run.ts's other modules. Progress goes to stderr.
  *
+ * The onbus receiver runs once per thread mode each round: `rtp.<stream>.*`
+ * rows are `thread: 'io'` (the default), `rtp.<stream>.js.*` `thread: 'js'`.
+ *
  * Method:
  * - Streams: H.264 1080p30 at ~8 Mbit/s and 2160p30 at ~40 Mbit/s, encoded
  *   once by GStreamer (x264enc ultrafast/zerolatency, rtph264pay mtu 1400)

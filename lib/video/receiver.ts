@@ -6,7 +6,9 @@
  * kernel receive stamps), puts them in sequence order (a reorder buffer with a
  * latency bound), reassembles NAL units and writes each finished access unit
  * into a ring this object allocated; one wake-up per frame hands JavaScript a
- * view of it. See docs/VIDEO.md.
+ * view of it. With `thread: 'js'` the same work runs in a libuv poll callback
+ * on the JavaScript thread and frames are handed over synchronously. See
+ * docs/VIDEO.md.
  */
 import { EventEmitter } from 'node:events'
 import { isIP } from 'node:net'
