@@ -9,6 +9,9 @@
  * ratio, runs } (ratio = onbus ÷ baseline; lower is better for CPU and
  * latency), like bench/run.ts's other modules. Progress goes to stderr.
  *
+ * The onbus receiver runs once per thread mode each round: `rtp.<stream>.*`
+ * rows are `thread: 'io'` (the default), `rtp.<stream>.js.*` `thread: 'js'`.
+ *
  * Method:
  * - Streams: H.264 1080p30 at ~8 Mbit/s and 2160p30 at ~40 Mbit/s, encoded
  *   once by GStreamer (x264enc ultrafast/zerolatency, rtph264pay mtu 1400)
@@ -117,9 +120,10 @@ async function child(kind: string, capPath: string): Promise<void> {
   let bytes = 0
   let port = 0
   let close: () => void = () => {}
-  if (kind === 'onbus') {
+  if (kind === 'onbus' || kind === 'onbus-js') {
     const { createRtpReceiver } = await import('../lib/video/receiver.js')
-    const rx = createRtpReceiver({ port: 0, codec: 'h264', latencyMs: 50, rtcp: false, rcvBuf: 16 << 20 })
+    const thread = kind === 'onbus-js' ? 'js' : 'io'
+    const rx = createRtpReceiver({ port: 0, codec: 'h264', latencyMs: 50, rtcp: false, rcvBuf: 16 << 20, thread })
     rx.on('frame', (f) => {
       const now = clock.now()
       frames++
@@ -239,7 +243,7 @@ async function main(): Promise<void> {
       }
     }
     for (let run = 0; run < runs; run++) {
-      for (const kind of ['onbus', 'dgram']) {
+      for (const kind of ['onbus', 'onbus-js', 'dgram']) {
         const peer = await startNodeChild(kind, path)
         peer.proc.stdin!.write('reset\n')
         await peer.next()
@@ -265,17 +269,21 @@ async function main(): Promise<void> {
       add('gstreamer', c1 - c0)
       console.error(`  ${s.name} gstreamer: cpu ${(c1 - c0).toFixed(2)} s`)
     }
-    const on = res.onbus
-    for (const [base, label] of [['dgram', 'dgram+js-depay'], ['gstreamer', 'gst rtph264depay']] as const) {
-      const b = res[base]
-      if (!b) continue
-      emit({ name: `rtp.${s.name}.cpu_s_per_min`, value: median(on.cpu), unit: 's/min', baseline: median(b.cpu), baselineName: label, ratio: median(on.cpu) / median(b.cpu), runs: on.cpu })
+    // rtp.<stream>.* = the default (I/O-thread) receiver; rtp.<stream>.js.* = thread: 'js'.
+    for (const [kind, tag] of [['onbus', ''], ['onbus-js', '.js']] as const) {
+      const on = res[kind]
+      const n = `rtp.${s.name}${tag}`
+      for (const [base, label] of [['dgram', 'dgram+js-depay'], ['gstreamer', 'gst rtph264depay']] as const) {
+        const b = res[base]
+        if (!b) continue
+        emit({ name: `${n}.cpu_s_per_min`, value: median(on.cpu), unit: 's/min', baseline: median(b.cpu), baselineName: label, ratio: median(on.cpu) / median(b.cpu), runs: on.cpu })
+      }
+      emit({ name: `${n}.latency_p50`, value: median(on.p50), unit: 'us', baseline: median(res.dgram.p50), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p50) / median(res.dgram.p50), runs: on.p50 })
+      emit({ name: `${n}.latency_p99`, value: median(on.p99), unit: 'us', baseline: median(res.dgram.p99), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p99) / median(res.dgram.p99), runs: on.p99 })
+      emit({ name: `${n}.latency_from_send_p50`, value: median(on.s50), unit: 'us', baseline: median(res.dgram.s50), baselineName: 'dgram+js-depay', ratio: median(on.s50) / median(res.dgram.s50), runs: on.s50 })
+      emit({ name: `${n}.latency_from_send_p99`, value: median(on.s99), unit: 'us', baseline: median(res.dgram.s99), baselineName: 'dgram+js-depay', ratio: median(on.s99) / median(res.dgram.s99), runs: on.s99 })
+      emit({ name: `${n}.frames`, value: median(on.frames), unit: 'frames', baseline: median(res.dgram.frames), baselineName: 'dgram+js-depay', ratio: median(on.frames) / median(res.dgram.frames), runs: on.frames })
     }
-    emit({ name: `rtp.${s.name}.latency_p50`, value: median(on.p50), unit: 'us', baseline: median(res.dgram.p50), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p50) / median(res.dgram.p50), runs: on.p50 })
-    emit({ name: `rtp.${s.name}.latency_p99`, value: median(on.p99), unit: 'us', baseline: median(res.dgram.p99), baselineName: 'dgram+js-depay (last packet callback → frame)', ratio: median(on.p99) / median(res.dgram.p99), runs: on.p99 })
-    emit({ name: `rtp.${s.name}.latency_from_send_p50`, value: median(on.s50), unit: 'us', baseline: median(res.dgram.s50), baselineName: 'dgram+js-depay', ratio: median(on.s50) / median(res.dgram.s50), runs: on.s50 })
-    emit({ name: `rtp.${s.name}.latency_from_send_p99`, value: median(on.s99), unit: 'us', baseline: median(res.dgram.s99), baselineName: 'dgram+js-depay', ratio: median(on.s99) / median(res.dgram.s99), runs: on.s99 })
-    emit({ name: `rtp.${s.name}.frames`, value: median(on.frames), unit: 'frames', baseline: median(res.dgram.frames), baselineName: 'dgram+js-depay', ratio: median(on.frames) / median(res.dgram.frames), runs: on.frames })
   }
 }
 

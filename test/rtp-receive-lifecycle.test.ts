@@ -46,8 +46,8 @@ describe('RTP receiver lifecycle', () => {
     expect(() => createRtpReceiver({ port: 0, codec: 'h264', address: 'nope' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
   })
 
-  it('close() inside a frame handler: no more frames, close event once, stats still readable', async () => {
-    const rx = createRtpReceiver({ port: 0, codec: 'h264', rtcp: false })
+  it.each(['io', 'js'] as const)('close() inside a frame handler (thread: %s): no more frames, close event once, stats still readable', async (thread) => {
+    const rx = createRtpReceiver({ port: 0, codec: 'h264', rtcp: false, thread })
     let n = 0
     const c = closed(rx)
     rx.on('frame', () => {
@@ -78,11 +78,11 @@ describe('RTP receiver lifecycle', () => {
     expect(rx.ports().rtp).toBe(-1)
   })
 
-  it('unref() lets the process exit with the receiver open; ref() keeps it alive', () => {
+  it.each(['io', 'js'] as const)('unref() lets the process exit with the receiver open; ref() keeps it alive (thread: %s)', (thread) => {
     const code = (ref: boolean) =>
       spawnSync(
         process.execPath,
-        ['--input-type=module', '-e', `import { createRtpReceiver } from ${JSON.stringify(new URL('../dist/lib/video/index.js', import.meta.url).href)}; const rx = createRtpReceiver({ port: 0, codec: 'h264' }); ${ref ? '' : 'rx.unref();'} setTimeout(() => process.exit(7), 1500).unref()`],
+        ['--input-type=module', '-e', `import { createRtpReceiver } from ${JSON.stringify(new URL('../dist/lib/video/index.js', import.meta.url).href)}; const rx = createRtpReceiver({ port: 0, codec: 'h264', thread: '${thread}' }); ${ref ? '' : 'rx.unref();'} setTimeout(() => process.exit(7), 1500).unref()`],
         { timeout: 20_000 },
       ).status
     expect(code(false)).toBe(0)
@@ -97,6 +97,26 @@ describe('RTP receiver lifecycle', () => {
     expect(await waitFor(() => frames.length === 3)).toBe(true)
     rx.close()
     expect(() => createRtpReceiver({ port: 0, codec: 'h264', busyPollUs: -1 })).toThrow(RangeError)
+  })
+
+  it("thread: 'js': while the JavaScript thread is blocked nothing is lost (the kernel buffer holds the packets), then frames come in order; bad values throw", async () => {
+    const rx = createRtpReceiver({ port: 0, codec: 'h264', rtcp: false, thread: 'js' })
+    try {
+      const frames: number[] = []
+      rx.on('frame', (f) => frames.push(f.rtpTimestamp))
+      const hex = Array.from({ length: 20 }, (_, i) => pframe(i + 1).toString('hex'))
+      // spawnSync blocks this thread while a child process sends the 20 frames.
+      const script = `const s = require('node:dgram').createSocket('udp4'); const p = ${JSON.stringify(hex)}; let n = 0; for (const h of p) s.send(Buffer.from(h, 'hex'), ${rx.ports().rtp}, '127.0.0.1', () => { if (++n === p.length) s.close() })`
+      const r = spawnSync(process.execPath, ['-e', script], { timeout: 20_000 })
+      expect(r.status).toBe(0)
+      expect(frames.length).toBe(0) // nothing could be delivered yet
+      expect(await waitFor(() => frames.length === 20, 5000)).toBe(true)
+      expect(frames).toEqual(Array.from({ length: 20 }, (_, i) => (i + 1) * 3000))
+      expect(rx.stats().kernelDrops).toBe(0)
+    } finally {
+      rx.close()
+    }
+    expect(() => createRtpReceiver({ port: 0, codec: 'h264', thread: 'worker' as 'js' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
   })
 
   it.skipIf(skipUnderEmulator('multicast'))('multicast: joins a group on lo and receives what is sent to it', async () => {

@@ -6,7 +6,9 @@
  * kernel receive stamps), puts them in sequence order (a reorder buffer with a
  * latency bound), reassembles NAL units and writes each finished access unit
  * into a ring this object allocated; one wake-up per frame hands JavaScript a
- * view of it. See docs/VIDEO.md.
+ * view of it. With `thread: 'js'` the same work runs in a libuv poll callback
+ * on the JavaScript thread and frames are handed over synchronously. See
+ * docs/VIDEO.md.
  */
 import { EventEmitter } from 'node:events'
 import { isIP } from 'node:net'
@@ -47,6 +49,11 @@ const R = {
   words: 40,
 } as const
 
+// Shared by every frame without losses / parameter sets (most frames): no
+// per-frame allocation for them.
+const NO_MISSING: SeqRange[] = Object.freeze([]) as unknown as SeqRange[]
+const NO_PS: ParameterSets = Object.freeze({})
+
 // Frame flags: native/rtp/rtp_session.h (FrameFlag).
 const F = { complete: 1, keyframe: 2, capture: 4, rxStamp: 8, corrupt: 32, noMarker: 64, truncated: 128 } as const
 
@@ -86,7 +93,15 @@ export interface RtpReceiverOptions {
   reuseAddr?: boolean
   /** Bound of the async iterator's queue (frames); beyond it the oldest is dropped and counted. Default 64. */
   iteratorHighWaterMark?: number
-  /** Spin this many microseconds on the I/O thread before sleeping: less wake-up latency, a core's worth of CPU while spinning (as the UDP link's option). */
+  /**
+   * Where the sockets are read and depacketised. `'io'` (default): onbus's I/O thread, which wakes the
+   * JavaScript thread once per batch of finished frames (a busy JavaScript thread never delays reading).
+   * `'js'`: polled by libuv on the JavaScript thread itself, frames handed to listeners synchronously from
+   * the poll callback -- no thread hop, less CPU and tail latency, but reading waits while JavaScript is busy
+   * (the kernel buffer, `rcvBuf`, absorbs it). See docs/VIDEO.md.
+   */
+  thread?: 'io' | 'js'
+  /** Spin this many microseconds on the I/O thread before sleeping: less wake-up latency, a core's worth of CPU while spinning (as the UDP link's option). Ignored with `thread: 'js'`. */
   busyPollUs?: number
   /** Closes the receiver when aborted. */
   signal?: AbortSignal
@@ -189,8 +204,11 @@ export class VideoFrame implements VideoFrameData {
     this.complete = (flags & F.complete) !== 0
     this.noMarker = (flags & F.noMarker) !== 0
     const n = rec[base + R.nRanges]
-    const missing: SeqRange[] = []
-    for (let k = 0; k < n; k++) missing.push({ first: rec[base + R.ranges + 2 * k], last: rec[base + R.ranges + 2 * k + 1] })
+    let missing = NO_MISSING
+    if (n > 0) {
+      missing = []
+      for (let k = 0; k < n; k++) missing.push({ first: rec[base + R.ranges + 2 * k], last: rec[base + R.ranges + 2 * k + 1] })
+    }
     this.missing = missing
     const stamped = (flags & F.rxStamp) !== 0
     this.rxFirst = stamped ? { sec: rec[base + R.rxFirstSec], nsec: rec[base + R.rxFirstNsec] } : null
@@ -199,14 +217,17 @@ export class VideoFrame implements VideoFrameData {
     this.firstSeq = rec[base + R.firstSeq]
     this.lastSeq = rec[base + R.lastSeq]
     this.packets = rec[base + R.packets]
-    const ps: ParameterSets = {}
-    const view = (o: number, l: number): Uint8Array | undefined => (l > 0 ? this.data.subarray(o, o + l) : undefined)
-    const sps = view(rec[base + R.spsOff], rec[base + R.spsLen])
-    const pps = view(rec[base + R.ppsOff], rec[base + R.ppsLen])
-    const vps = view(rec[base + R.vpsOff], rec[base + R.vpsLen])
-    if (sps) ps.sps = sps
-    if (pps) ps.pps = pps
-    if (vps) ps.vps = vps
+    const spsLen = rec[base + R.spsLen]
+    const ppsLen = rec[base + R.ppsLen]
+    const vpsLen = rec[base + R.vpsLen]
+    let ps = NO_PS
+    if (spsLen > 0 || ppsLen > 0 || vpsLen > 0) {
+      ps = {}
+      const d = this.data
+      if (spsLen > 0) ps.sps = d.subarray(rec[base + R.spsOff], rec[base + R.spsOff] + spsLen)
+      if (ppsLen > 0) ps.pps = d.subarray(rec[base + R.ppsOff], rec[base + R.ppsOff] + ppsLen)
+      if (vpsLen > 0) ps.vps = d.subarray(rec[base + R.vpsOff], rec[base + R.vpsOff] + vpsLen)
+    }
     this.parameterSets = ps
   }
 
@@ -363,6 +384,7 @@ export class RtpReceiver extends EventEmitter {
       rrIntervalMs: typeof rtcp === 'object' && rtcp.intervalMs !== undefined ? rtcp.intervalMs : 1000,
       keyframe: opts.keyframeRequest === false ? 0 : opts.keyframeRequest === 'fir' ? 2 : 1,
       keyframeIntervalMs: opts.keyframeIntervalMs ?? 500,
+      jsThread: opts.thread === 'js' ? 1 : 0,
     })
     if (r < 0) fail(r, 'start')
     if (opts.busyPollUs) sock.setBusyPoll(opts.busyPollUs)
@@ -463,32 +485,30 @@ export class RtpReceiver extends EventEmitter {
   }
 
   private deliver(start: number, count: number): void {
-    const frames: VideoFrame[] = []
-    for (let i = 0; i < count; i++) {
+    // The frame array is only built when the bus needs the batch.
+    const frames: VideoFrame[] | null = this.batchHandlers.length > 0 ? [] : null
+    const hs = this.frameHandlers
+    const emit = this.listenerCount('frame') > 0
+    for (let i = 0; i < count && this.sock; i++) {
       const base = ((start + i) & (this.recCap - 1)) * R.words
-      frames.push(new VideoFrame(this.codec, this.format, this.ring, this.rec, base))
-    }
-    for (const f of frames) {
+      const f = new VideoFrame(this.codec, this.format, this.ring, this.rec, base)
       const ps = f.parameterSets
-      if (ps.sps || ps.pps || ps.vps) {
+      if (ps !== NO_PS) {
         const next = { ...this.lastPs }
         if (ps.sps) next.sps = new Uint8Array(ps.sps)
         if (ps.pps) next.pps = new Uint8Array(ps.pps)
         if (ps.vps) next.vps = new Uint8Array(ps.vps)
         this.lastPs = next
       }
-    }
-    const hs = this.frameHandlers
-    const emit = this.listenerCount('frame') > 0
-    for (const f of frames) {
       for (let k = 0; k < hs.length && this.sock; k++) hs[k](f)
       if (emit && this.sock) this.emit('frame', f)
       if (this.iterators.size > 0 && this.sock) {
         const c = f.copy()
         for (const q of this.iterators) this.iteratorDrops += q.push(c)
       }
+      if (frames) frames.push(f)
     }
-    if (this.batchHandlers.length > 0 && this.sock) {
+    if (frames && frames.length > 0 && this.sock) {
       const batch: BatchLike = {
         length: frames.length,
         copy: (i) => videoFrameCodec.encode(frames[i]),
@@ -577,6 +597,8 @@ function validateRtpReceiverOptions(opts: RtpReceiverOptions): void {
   if (opts.reorderPackets !== undefined) validateInt(opts.reorderPackets, 'options.reorderPackets', 16, 32768)
   if (opts.rcvBuf !== undefined) validateInt(opts.rcvBuf, 'options.rcvBuf', 1024, 1 << 30)
   if (opts.reuseAddr !== undefined) validateBool(opts.reuseAddr, 'options.reuseAddr')
+  if (opts.thread !== undefined && opts.thread !== 'io' && opts.thread !== 'js')
+    throw invalidArgValue('options.thread', opts.thread, "must be 'io' or 'js'")
   if (opts.busyPollUs !== undefined) validateInt(opts.busyPollUs, 'options.busyPollUs', 0, 1_000_000)
   if (opts.iteratorHighWaterMark !== undefined) validateInt(opts.iteratorHighWaterMark, 'options.iteratorHighWaterMark', 1, 1 << 20)
   const rtcp = opts.rtcp

@@ -22,6 +22,15 @@
 // Three descriptors share one lock (RtpRx::io_mu): the RTP socket, the
 // optional RTCP socket (port + 1 or any port) and a timerfd that releases
 // packets when the latency bound expires and paces RTCP receiver reports.
+//
+// Two ways to run them (start()'s config.jsThread):
+// - I/O thread (0): registered with the reactor; a completed frame wakes the
+//   JavaScript thread through the reactor's thread-safe function (one wake-up
+//   per batch of frames finished in one reactor turn).
+// - JavaScript thread (1): each descriptor is a uv_poll_t on the JavaScript
+//   thread's libuv loop; the poll callback reads, depacketises and calls
+//   onFrames synchronously -- no thread hop, no cross-thread wake-up. The
+//   rings and the lock are used the same way (the lock is then uncontended).
 #pragma once
 #include <napi.h>
 #include <netinet/in.h>
@@ -34,6 +43,7 @@
 namespace onbus {
 
 struct RtpRx;
+struct RtpPoll;
 
 // Frame record layout (Float64 words), shared with lib/video/receiver.ts.
 enum RtpRecWord : uint32_t {
@@ -69,6 +79,8 @@ class RtpReceiver : public Napi::ObjectWrap<RtpReceiver>, public JsTarget {
   explicit RtpReceiver(const Napi::CallbackInfo& info);
   ~RtpReceiver() override;
   void OnWake(Napi::Env env, uint32_t kind) override;
+  // JavaScript-thread mode: a poll handle fired (which: 0 RTP, 1 RTCP, 2 timer).
+  void OnPoll(int which, int status);
 
  private:
   Napi::Value Bind(const Napi::CallbackInfo& info);
@@ -87,6 +99,8 @@ class RtpReceiver : public Napi::ObjectWrap<RtpReceiver>, public JsTarget {
   void DoClose();
   void DeliverFrames(Napi::Env env);
   void DeliverErrors(Napi::Env env);
+  int StartPolls(Napi::Env env);
+  void ClosePolls();
 
   std::shared_ptr<Reactor> reactor_;
   std::shared_ptr<RtpRx> rx_;
@@ -95,6 +109,10 @@ class RtpReceiver : public Napi::ObjectWrap<RtpReceiver>, public JsTarget {
   LoopRef loop_ref_;
   bool closed_ = false;
   bool in_call_ = false;
+  bool js_thread_ = false;
+  bool poll_refed_ = true;
+  RtpPoll* polls_[3] = {nullptr, nullptr, nullptr};
+  std::unique_ptr<Napi::AsyncContext> async_;
   Napi::FunctionReference on_frames_;
   Napi::FunctionReference on_error_;
   Napi::Reference<Napi::ArrayBuffer> data_ref_;
