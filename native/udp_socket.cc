@@ -179,17 +179,7 @@ struct UdpRx : IoSource {
       uint32_t first = sh & (slots - 1);
       uint32_t vlen = std::min({kRxBatch, free_slots, slots - first, free_meta / segs_per_slot});
       for (uint32_t i = 0; i < vlen; i++) {
-        iov[i].iov_base = ring + static_cast<size_t>(first + i) * slot_size;
-        iov[i].iov_len = slot_size;
-        msghdr& h = msgs[i].msg_hdr;
-        h.msg_name = &names[i];
-        h.msg_namelen = sizeof(names[i]);
-        h.msg_iov = &iov[i];
-        h.msg_iovlen = 1;
-        h.msg_control = ctrl[i];
-        h.msg_controllen = kCtrlSize;
-        h.msg_flags = 0;
-        msgs[i].msg_len = 0;
+        PrepareRecv(msgs[i], iov[i], ring + static_cast<size_t>(first + i) * slot_size, slot_size, &names[i], ctrl[i], kCtrlSize);
       }
       int n = recvmmsg(fd.get(), msgs, vlen, MSG_DONTWAIT | (gro ? 0 : MSG_TRUNC), nullptr);
       if (n < 0) {

@@ -800,16 +800,7 @@ struct RouterCore : IoSource {
   void ReadUdp(Endpoint& ep) {
     for (unsigned call = 0; call < kRxBudget; call++) {
       for (unsigned i = 0; i < kRxBatch; i++) {
-        iov[i].iov_base = slots.data() + static_cast<size_t>(i) * kSlotSize;
-        iov[i].iov_len = kSlotSize;
-        msghdr& h = msgs[i].msg_hdr;
-        h.msg_name = &names[i];
-        h.msg_namelen = sizeof(names[i]);
-        h.msg_iov = &iov[i];
-        h.msg_iovlen = 1;
-        h.msg_control = ctrl[i];
-        h.msg_controllen = kCtrlSize;
-        h.msg_flags = 0;
+        PrepareRecv(msgs[i], iov[i], slots.data() + static_cast<size_t>(i) * kSlotSize, kSlotSize, &names[i], ctrl[i], kCtrlSize);
       }
       int n = recvmmsg(ep.fd.get(), msgs, kRxBatch, MSG_DONTWAIT, nullptr);
       if (n < 0) {

@@ -117,17 +117,7 @@ struct RtpRx : IoSource, rtp::FrameSink {
     int64_t now = 0;
     for (unsigned call = 0; call < kRxBudget; call++) {
       for (unsigned i = 0; i < kRxBatch; i++) {
-        iov[i].iov_base = bufs.data() + i * kPktBuf;
-        iov[i].iov_len = kPktBuf;
-        msghdr& h = msgs[i].msg_hdr;
-        h.msg_name = &names[i];
-        h.msg_namelen = sizeof(names[i]);
-        h.msg_iov = &iov[i];
-        h.msg_iovlen = 1;
-        h.msg_control = ctrl[i];
-        h.msg_controllen = kCtrlSize;
-        h.msg_flags = 0;
-        msgs[i].msg_len = 0;
+        PrepareRecv(msgs[i], iov[i], bufs.data() + i * kPktBuf, kPktBuf, &names[i], ctrl[i], kCtrlSize);
       }
       int n = recvmmsg(sock, msgs, kRxBatch, MSG_DONTWAIT, nullptr);
       if (n < 0) {

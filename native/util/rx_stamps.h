@@ -1,6 +1,7 @@
-// Kernel receive timestamps and drop counts, shared by the UDP link
-// (native/udp_socket.cc), the stream link (native/stream_socket.cc), the RTP
-// receiver (native/rtp/) and the MAVLink router (native/mavlink/router.cc).
+// Receive helpers: kernel receive timestamps, drop counts and recvmmsg batch
+// entries, shared by the UDP link (native/udp_socket.cc), the stream link
+// (native/stream_socket.cc), the RTP receiver (native/rtp/) and the MAVLink
+// router (native/mavlink/router.cc).
 //
 // SO_TIMESTAMPING_NEW is preferred (the old form breaks after 2038 on 32-bit
 // ARM); SO_TIMESTAMPNS is enabled as well because right after SO_TIMESTAMPING
@@ -11,6 +12,7 @@
 #include <linux/net_tstamp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 
@@ -101,6 +103,23 @@ inline int EnableRxTimestamps(int fd) {
   if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS_NEW, &one, sizeof(one)) != 0)
     (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS_OLD, &one, sizeof(one));
   return 0;
+}
+
+// Points one recvmmsg entry at its buffer, peer-address slot and control
+// buffer (the datagram readers all fill their batches this way).
+inline void PrepareRecv(mmsghdr& m, iovec& iov, void* buf, size_t len, sockaddr_storage* name, void* ctrl,
+                        size_t ctrl_len) {
+  iov.iov_base = buf;
+  iov.iov_len = len;
+  msghdr& h = m.msg_hdr;
+  h.msg_name = name;
+  h.msg_namelen = sizeof(*name);
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  h.msg_control = ctrl;
+  h.msg_controllen = ctrl_len;
+  h.msg_flags = 0;
+  m.msg_len = 0;
 }
 
 // Asks for the socket's cumulative drop count (SO_RXQ_OVFL) with every datagram.
