@@ -7,6 +7,7 @@ import { createUdpLink } from '../lib/index.js'
 import { MavlinkEncoder, Heartbeat, Attitude, MAV_TYPE, MAV_AUTOPILOT, MAV_STATE } from '../lib/mavlink/index.js'
 import { CliProcess, freeUdpPort, ONBUS_MAIN, runCli } from './helpers/onbus-cli.js'
 import type { StatsSnapshot } from '../lib/daemon/stats.js'
+import { skipUnderEmulator } from './helpers/emulator.js'
 
 // script(1) (util-linux) gives `onbus stats` a terminal; without it that part is skipped, with the reason.
 const haveScript = spawnSync('script', ['--version']).status === 0
@@ -20,7 +21,7 @@ afterAll(() => {
 })
 
 describe('onbus echo and stats against a configured daemon', () => {
-  it('decodes MAVLink fields, summarises RTP video packets, hex-dumps raw bytes, restarts a failing module, and draws a live table on a terminal', async () => {
+  it.skipIf(skipUnderEmulator('speed'))('decodes MAVLink fields, summarises RTP video packets, hex-dumps raw bytes, restarts a failing module, and draws a live table on a terminal', async () => {
     const mavPort = freeUdpPort()
     const rawPort = freeUdpPort()
     const rtpPort = freeUdpPort()
