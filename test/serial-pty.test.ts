@@ -123,9 +123,11 @@ describe.skipIf(skip)('serial links over virtual UARTs (PTY pairs)', () => {
     expect(existsSync(pair.a)).toBe(false)
     while (events.filter((e) => e === 'reconnecting').length < 2) await sleep(5)
     expect(x.state).not.toBe('connected')
-    // Replug: the same path comes back.
+    // Replug: the same path comes back. Listen first: with a 30-100 ms retry
+    // the link can reopen the path before ptyPair() has returned.
+    const reconnected = once(x, 'connect')
     pair = await ptyPair('usb')
-    await once(x, 'connect')
+    await reconnected
     const y = serial({ path: pair.b, baudRate: 57600 })
     await once(y, 'connect')
     const got = once(y, 'data')
