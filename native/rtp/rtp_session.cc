@@ -418,36 +418,8 @@ void RtpSession::DepayH264(const uint8_t* p, size_t n) {
       off += sz;
     }
   } else if (type == 28) {  // FU-A: [indicator][S E R type] payload
-    if (n < 2) {
-      stats_.depay_errors++;
-      unit_corrupt_ = true;
-      return;
-    }
-    bool start = p[1] & 0x80, end = p[1] & 0x40;
-    if (start) {
-      if (fu_active_) AbortFragment();
-      if (au_.size() + n + 4 > cfg_.max_frame_bytes) {
-        unit_.flags |= kFrameTruncated;
-        return;
-      }
-      uint8_t hdr = static_cast<uint8_t>((p[0] & 0xe0) | (p[1] & 0x1f));
-      BeginNal(1, &hdr);
-      fu_active_ = true;
-    } else if (!fu_active_) {
-      unit_corrupt_ = true;  // the start was lost (or never sent)
-      stats_.depay_errors++;
-      return;
-    }
-    if (au_.size() + (n - 2) > cfg_.max_frame_bytes) {
-      unit_.flags |= kFrameTruncated;
-      AbortFragment();
-      return;
-    }
-    au_.insert(au_.end(), p + 2, p + n);
-    if (end) {
-      fu_active_ = false;
-      EndNal();
-    }
+    uint8_t hdr = n >= 2 ? static_cast<uint8_t>((p[0] & 0xe0) | (p[1] & 0x1f)) : 0;
+    OnFragment(p, n, 2, &hdr, 1);
   } else {
     stats_.unsupported_nal++;  // STAP-B, MTAP, FU-B (interleaved mode), reserved
     unit_corrupt_ = true;
@@ -480,39 +452,50 @@ void RtpSession::DepayH265(const uint8_t* p, size_t n) {
       off += sz;
     }
   } else if (type == 49) {  // FU: [hdr 2][S E type6] payload
-    if (n < 3) {
-      stats_.depay_errors++;
-      unit_corrupt_ = true;
-      return;
+    uint8_t hdr[2] = {0, 0};
+    if (n >= 3) {
+      hdr[0] = static_cast<uint8_t>((p[0] & 0x81) | ((p[2] & 0x3f) << 1));
+      hdr[1] = p[1];
     }
-    bool start = p[2] & 0x80, end = p[2] & 0x40;
-    if (start) {
-      if (fu_active_) AbortFragment();
-      if (au_.size() + n + 4 > cfg_.max_frame_bytes) {
-        unit_.flags |= kFrameTruncated;
-        return;
-      }
-      uint8_t hdr[2] = {static_cast<uint8_t>((p[0] & 0x81) | ((p[2] & 0x3f) << 1)), p[1]};
-      BeginNal(2, hdr);
-      fu_active_ = true;
-    } else if (!fu_active_) {
-      unit_corrupt_ = true;
-      stats_.depay_errors++;
-      return;
-    }
-    if (au_.size() + (n - 3) > cfg_.max_frame_bytes) {
-      unit_.flags |= kFrameTruncated;
-      AbortFragment();
-      return;
-    }
-    au_.insert(au_.end(), p + 3, p + n);
-    if (end) {
-      fu_active_ = false;
-      EndNal();
-    }
+    OnFragment(p, n, 3, hdr, 2);
   } else {
     stats_.unsupported_nal++;  // PACI, reserved
     unit_corrupt_ = true;
+  }
+}
+
+// One fragmentation unit (H.264 FU-A, H.265 FU): `fu_len` bytes of headers,
+// the last holding the start/end bits, then payload; `nal_hdr` is the NAL
+// header the unit rebuilds when it starts.
+void RtpSession::OnFragment(const uint8_t* p, size_t n, size_t fu_len, const uint8_t* nal_hdr, size_t nal_hdr_len) {
+  if (n < fu_len) {
+    stats_.depay_errors++;
+    unit_corrupt_ = true;
+    return;
+  }
+  bool start = p[fu_len - 1] & 0x80, end = p[fu_len - 1] & 0x40;
+  if (start) {
+    if (fu_active_) AbortFragment();
+    if (au_.size() + n + 4 > cfg_.max_frame_bytes) {
+      unit_.flags |= kFrameTruncated;
+      return;
+    }
+    BeginNal(nal_hdr_len, nal_hdr);
+    fu_active_ = true;
+  } else if (!fu_active_) {
+    unit_corrupt_ = true;  // the start was lost (or never sent)
+    stats_.depay_errors++;
+    return;
+  }
+  if (au_.size() + (n - fu_len) > cfg_.max_frame_bytes) {
+    unit_.flags |= kFrameTruncated;
+    AbortFragment();
+    return;
+  }
+  au_.insert(au_.end(), p + fu_len, p + n);
+  if (end) {
+    fu_active_ = false;
+    EndNal();
   }
 }
 

@@ -161,6 +161,7 @@ class RtpSession {
   void EndNal();
   void NoteNal(size_t off, size_t n);
   void AbortFragment();
+  void OnFragment(const uint8_t* p, size_t n, size_t fu_len, const uint8_t* nal_hdr, size_t nal_hdr_len);
   void StartUnit(const PacketView& s);
   void EmitUnit(bool marker);
   void AddRange(Frame& f, uint64_t first, uint64_t last);
